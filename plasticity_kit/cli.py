@@ -1,0 +1,104 @@
+"""Command line: ``plasticity-kit run | validate | plugins``.
+
+Exit status: 0 success, 1 the run diverged, 2 bad input (spec, data, plugin), 130 interrupted.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .errors import DataError, PluginError, SpecError
+
+EXIT_DIVERGED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 1, 2, 130
+
+
+def _add_spec_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("spec", help="YAML run spec")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
+                        help="override a spec key (repeatable), e.g. --set model.n_neurons=9")
+
+
+def cmd_run(args) -> int:
+    from .runner import execute
+    from .spec import load_spec
+
+    spec = load_spec(args.spec, args.overrides)
+    log = (lambda *a: None) if args.quiet else print
+    log(f"{spec.name}: {spec.rule_class.name} rule, {spec.model.n_neurons} neurons, "
+        f"{spec.schedule['epochs']} epochs, batch {spec.schedule['batch_size']} → {spec.output_dir}/")
+    result = execute(spec, progress=None if not args.quiet else False, log=log)
+    o = result.outcome
+    print(f"{o.status}: {o.message} in {o.elapsed:.1f} s")
+    print(f"trajectory: {result.path}")
+    for path in result.outputs:
+        print(f"wrote: {path}")
+    if o.status == "diverged":
+        return EXIT_DIVERGED
+    if o.status == "interrupted":
+        return EXIT_INTERRUPTED
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from .spec import load_spec
+
+    spec = load_spec(args.spec, args.overrides)
+    if args.print:
+        sys.stdout.write(spec.to_yaml())
+    else:
+        print(f"{args.spec}: valid ({spec.rule_class.name} rule, {spec.model.n_neurons} neurons, "
+              f"data '{spec.dataset.name}', {spec.schedule['epochs']} epochs)")
+    return 0
+
+
+def cmd_plugins(args) -> int:
+    from .plugins import plugin_table
+
+    rows = plugin_table()
+    if args.kind:
+        rows = [r for r in rows if r[1] == args.kind]
+    widths = [max(len(r[i]) for r in rows + [("plugin", "kind", "name", "")]) for i in range(3)]
+    print(f"{'plugin':<{widths[0]}}  {'kind':<{widths[1]}}  {'name':<{widths[2]}}  description")
+    for plugin, kind, name, doc in rows:
+        print(f"{plugin:<{widths[0]}}  {kind:<{widths[1]}}  {name:<{widths[2]}}  {doc}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from ._version import __version__
+
+    parser = argparse.ArgumentParser(prog="plasticity-kit", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"plasticity-kit {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="train the run a spec describes and record it to HDF5")
+    _add_spec_args(p)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or log lines")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("validate", help="check a spec without running it")
+    _add_spec_args(p)
+    p.add_argument("--print", action="store_true", help="print the fully resolved spec as YAML")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("plugins", help="list installed plugins and what they register")
+    p.add_argument("--kind", choices=["rules", "interactions", "activations", "optimizers", "initializers",
+                                      "datasets", "exporters"], help="only this kind")
+    p.set_defaults(func=cmd_plugins)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (SpecError, DataError, PluginError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,4 @@
+"""Data-set plugins and the :class:`Dataset` contract."""
+from .base import Data, Dataset
+
+__all__ = ["Data", "Dataset"]

@@ -1,0 +1,43 @@
+"""Errors a user sees: each names where the problem is and what was expected."""
+
+
+class PlasticityKitError(Exception):
+    """Base class of every error plasticity-kit raises on purpose."""
+
+
+class SpecError(PlasticityKitError):
+    """A spec value is wrong.
+
+    ``key`` is the dotted key path inside the spec (``model.rule.params.memory_factor``),
+    ``source`` the file it came from (set by the loader once known).  ``str()`` gives
+    ``source: key: message``.
+    """
+
+    def __init__(self, key: str, message: str, source: str | None = None):
+        self.key = key
+        self.message = message
+        self.source = source
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        parts = [p for p in (self.source, self.key) if p]
+        return ": ".join(parts + [self.message])
+
+    def with_source(self, source: str) -> "SpecError":
+        return SpecError(self.key, self.message, source)
+
+    def with_prefix(self, prefix: str) -> "SpecError":
+        key = f"{prefix}.{self.key}" if self.key else prefix
+        return SpecError(key, self.message, self.source)
+
+
+class PluginError(PlasticityKitError):
+    """A plugin is broken or two plugins claim the same name."""
+
+
+class DataError(PlasticityKitError):
+    """A data set cannot be found, read or selected as asked."""
+
+
+class DivergedError(PlasticityKitError):
+    """The state of a run stopped being finite (NaN/inf) or overflowed."""

@@ -1,0 +1,79 @@
+"""Weight initializers: ``init(rng, shape, dtype)`` for a weight matrix of shape (N, D).
+
+fan_in = D (inputs per neuron), fan_out = N (neurons).  Glorot & Bengio 2010 for the Glorot
+pair, He et al. 2015 for He normal.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .component import Component
+from .options import Option, Schema
+
+
+class Initializer(Component):
+    """Base class: ``__call__(rng, shape, dtype) -> ndarray``."""
+
+    def __call__(self, rng: np.random.Generator, shape: tuple, dtype) -> np.ndarray:
+        raise NotImplementedError
+
+
+class Normal(Initializer):
+    """W ~ N(mu, std²)."""
+
+    name = "normal"
+    options = Schema(
+        Option("mu", "number", 0.0, "mean"),
+        Option("std", "number", 1.0, "standard deviation", low=0),
+    )
+
+    def __call__(self, rng, shape, dtype):
+        return rng.normal(self.mu, self.std, size=shape).astype(dtype)
+
+
+class Uniform(Initializer):
+    """W ~ U(low, high)."""
+
+    name = "uniform"
+    options = Schema(
+        Option("low", "number", -1.0, "lower bound"),
+        Option("high", "number", 1.0, "upper bound"),
+        checks=(lambda p: ("high", f"expected a number > low ({p['low']}), got {p['high']}")
+                if p["high"] <= p["low"] else None,),
+    )
+
+    def __call__(self, rng, shape, dtype):
+        return rng.uniform(self.low, self.high, size=shape).astype(dtype)
+
+
+class GlorotNormal(Initializer):
+    """W ~ N(0, 2/(fan_in + fan_out)) (Glorot & Bengio 2010)."""
+
+    name = "glorot_normal"
+
+    def __call__(self, rng, shape, dtype):
+        fan_out, fan_in = shape[-2], shape[-1]
+        return rng.normal(0.0, np.sqrt(2.0 / (fan_in + fan_out)), size=shape).astype(dtype)
+
+
+class GlorotUniform(Initializer):
+    """W ~ U(−a, a), a = √(6/(fan_in + fan_out)) (Glorot & Bengio 2010)."""
+
+    name = "glorot_uniform"
+
+    def __call__(self, rng, shape, dtype):
+        fan_out, fan_in = shape[-2], shape[-1]
+        a = np.sqrt(6.0 / (fan_in + fan_out))
+        return rng.uniform(-a, a, size=shape).astype(dtype)
+
+
+class HeNormal(Initializer):
+    """W ~ N(0, 2/fan_in) (He et al. 2015)."""
+
+    name = "he_normal"
+
+    def __call__(self, rng, shape, dtype):
+        return rng.normal(0.0, np.sqrt(2.0 / shape[-1]), size=shape).astype(dtype)
+
+
+BUILTINS = (Normal, Uniform, GlorotNormal, GlorotUniform, HeNormal)

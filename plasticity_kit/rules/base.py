@@ -1,0 +1,90 @@
+"""The contract every learning rule implements (built-in or third-party).
+
+A rule is a class registered through the ``register_rules`` hook.  It declares:
+
+* ``name``: the word used in specs (``model.rule.name``);
+* ``options``: a :class:`~plasticity_kit.options.Schema` of its parameters (``model.rule.params``);
+* ``uses``: which model components it takes (``activation``, ``interaction``, ``optimizer``,
+  ``initializer``), with ``defaults`` naming the built-in used when the spec omits one;
+* ``fields``: the recordable state arrays, name → description; ``default_record`` those
+  recorded when the spec does not say.
+
+and implements ``init_state(rng)``, ``step(state, batch)``, ``transform(state, x)`` and, where
+weights are images, ``synthesize(state)``.  The state is a plain ``dict`` of numpy arrays (nested
+names such as ``optimizer/m`` allowed) so that the recorder, replay and resume treat every rule
+alike.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..options import Schema
+
+COMPONENTS = ("activation", "interaction", "optimizer", "initializer")
+
+
+@dataclass
+class Model:
+    """What a rule is built from: sizes, dtype, its validated params and component objects."""
+
+    n_inputs: int
+    n_neurons: int
+    dtype: np.dtype = np.dtype(np.float32)
+    params: dict = field(default_factory=dict)
+    activation: Any = None
+    interaction: Any = None
+    optimizer: Any = None
+    initializer: Any = None
+
+
+class Rule:
+    """Base class of learning rules.  Subclasses set the class attributes and the four methods."""
+
+    name: ClassVar[str] = ""
+    options: ClassVar[Schema] = Schema()
+    uses: ClassVar[tuple[str, ...]] = ("initializer",)
+    defaults: ClassVar[dict[str, str]] = {"initializer": "normal"}
+    fields: ClassVar[dict[str, str]] = {"weights": "synaptic weights W, shape (n_neurons, n_inputs)"}
+    default_record: ClassVar[tuple[str, ...]] = ("weights",)
+
+    def __init__(self, model: Model):
+        self.model = model
+        self.params = model.params
+        self.dtype = np.dtype(model.dtype)
+
+    def init_state(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """Fresh state: at least ``weights`` (n_neurons × n_inputs) drawn by the initializer."""
+        m = self.model
+        return {"weights": np.ascontiguousarray(m.initializer(rng, (m.n_neurons, m.n_inputs), self.dtype))}
+
+    def step(self, state: dict[str, np.ndarray], batch: np.ndarray) -> None:
+        """Apply the rule to one mini-batch (B × n_inputs), updating ``state`` in place."""
+        raise NotImplementedError
+
+    def transform(self, state: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
+        """Responses of the neurons to inputs ``x`` (n × n_inputs) → (n × n_neurons)."""
+        return np.asarray(x, dtype=self.dtype) @ state["weights"].T
+
+    def synthesize(self, state: dict[str, np.ndarray]) -> np.ndarray | None:
+        """Each neuron's weights mapped to grey levels in [0, 1] (min–max per neuron), or None."""
+        return minmax_rows(state["weights"])
+
+    def divergence(self, state: dict[str, np.ndarray]) -> str | None:
+        """A message if the state is no longer finite, else None (checked after every step)."""
+        for key, value in state.items():
+            if value.dtype.kind == "f" and not np.isfinite(value).all():
+                return f"'{key}' is no longer finite (NaN or inf)"
+        return None
+
+
+def minmax_rows(weights: np.ndarray) -> np.ndarray:
+    """Rescale every row to [0, 1]: (w − min w) / (max w − min w); a constant row maps to 0.5."""
+    w = np.asarray(weights, dtype=np.float64)
+    lo = w.min(axis=1, keepdims=True)
+    span = w.max(axis=1, keepdims=True) - lo
+    out = np.full_like(w, 0.5)
+    np.divide(w - lo, span, out=out, where=span > 0)
+    return out

@@ -1,0 +1,124 @@
+"""BCM rule with lateral interactions.
+
+Law & Cooper 1994 (BCM with the moving threshold) and Castellani, Intrator, Shouval & Cooper
+1999 (a network of laterally interacting non-linear neurons), in the form of Curti et al. 2023:
+
+    y = σ((I−L)⁻¹ W x)
+    θ ← γ·θ + (1−γ)·⟨y²⟩_batch                     γ = memory_factor
+    ΔW = ⟨ y (y − θ*) x ⟩_batch / θ*                θ* = θ (threshold: moving_average)
+                                                    θ* = ⟨y²⟩_batch (threshold: batch, what the
+                                                         Nico-Curti/plasticity C++ library does)
+    W ← optimizer(W, ΔW)
+
+θ* is floored at ``epsilon`` in the division so a silent neuron does not divide by zero.
+``reference_step`` is the plain-numpy version of these equations; the rule runs the Cython
+kernel ``plasticity_kit.kernels.bcm.bcm_step`` whenever its activation and optimizer have kernel
+codes (all built-ins do) and falls back to the reference otherwise.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..interactions import interaction_factor
+from ..options import Option, Schema
+from .base import Model, Rule
+
+OVERFLOW = 1e30
+
+
+def reference_step(W, theta, X, factor, activation, optimizer, opt_state,
+                   memory_factor, threshold="moving_average", epsilon=1e-8):
+    """One BCM mini-batch step in plain numpy, in place on ``W``, ``theta`` and ``opt_state``.
+
+    ``factor`` is (I−L)⁻¹ or None, ``activation`` a callable σ, ``optimizer`` an object with
+    ``apply(W, ΔW, opt_state)``.  Returns the responses Y (N × B) of this batch.
+    """
+    dtype = W.dtype
+    Z = W @ X.T
+    if factor is not None:
+        Z = factor.astype(dtype, copy=False) @ Z
+    Y = activation(Z)
+    Y64 = Y.astype(np.float64)
+    m2 = (Y64 * Y64).mean(axis=1)
+    theta[:] = memory_factor * theta.astype(np.float64) + (1.0 - memory_factor) * m2
+    used = m2 if threshold == "batch" else theta.astype(np.float64)
+    B = X.shape[0]
+    phi = (Y64 * (Y64 - used[:, None]) / (np.maximum(used, epsilon)[:, None] * B)).astype(dtype)
+    delta = phi @ X
+    optimizer.apply(W, delta, opt_state)
+    return Y
+
+
+class BCM(Rule):
+    """BCM with lateral interactions: y = σ((I−L)⁻¹Wx), θ ← γθ + (1−γ)⟨y²⟩, ΔW = ⟨y(y−θ)x⟩/θ
+    (Law & Cooper 1994; Castellani et al. 1999; Curti et al. 2023)."""
+
+    name = "bcm"
+    uses = ("activation", "interaction", "optimizer", "initializer")
+    defaults = {"activation": "logistic", "interaction": "none", "optimizer": "sgd", "initializer": "normal"}
+    options = Schema(
+        Option("memory_factor", "number", 0.5, "γ of the threshold moving average θ ← γθ + (1−γ)⟨y²⟩",
+               low=0, high=1, high_open=True),
+        Option("threshold", "choice", "moving_average",
+               "θ used in the update: the moving average, or the batch estimate ⟨y²⟩ (as the C++ plasticity library)",
+               choices=("moving_average", "batch")),
+        Option("theta_init", "number", 0.0, "initial θ of every neuron", low=0),
+        Option("epsilon", "number", 1e-8, "floor on θ in the division y(y−θ)/θ", low=0, low_open=True),
+    )
+    fields = {
+        "weights": "synaptic weights W, shape (n_neurons, n_inputs)",
+        "theta": "modification threshold θ of each neuron, shape (n_neurons,)",
+    }
+    default_record = ("weights", "theta")
+
+    def __init__(self, model: Model):
+        super().__init__(model)
+        L = model.interaction.lateral(model.n_neurons)
+        self.lateral = L
+        self.factor = interaction_factor(L)
+        self._factor_typed = None if self.factor is None else np.ascontiguousarray(self.factor, dtype=self.dtype)
+        self.uses_kernel = (getattr(model.activation, "kernel_code", None) is not None
+                            and getattr(model.optimizer, "kernel_code", None) is not None)
+
+    def init_state(self, rng):
+        state = super().init_state(rng)
+        n, d = self.model.n_neurons, self.model.n_inputs
+        state["theta"] = np.full(n, self.params["theta_init"], dtype=self.dtype)
+        for key, value in self.model.optimizer.init_state((n, d), self.dtype).items():
+            state[f"optimizer/{key}"] = value
+        return state
+
+    def _opt_state(self, state):
+        return {k.split("/", 1)[1]: v for k, v in state.items() if k.startswith("optimizer/")}
+
+    def step(self, state, batch):
+        p = self.params
+        if not self.uses_kernel:
+            reference_step(state["weights"], state["theta"], batch, self.factor, self.model.activation,
+                           self.model.optimizer, self._opt_state(state),
+                           p["memory_factor"], p["threshold"], p["epsilon"])
+            return
+        from ..kernels.bcm import bcm_step
+
+        opt = self.model.optimizer
+        names = opt.state_names
+        first = state[f"optimizer/{names[0]}"] if len(names) > 0 else None
+        second = state[f"optimizer/{names[1]}"] if len(names) > 1 else None
+        lr, a, b, eps = opt.kernel_args()
+        bcm_step(state["weights"], state["theta"], batch, self._factor_typed,
+                 self.model.activation.kernel_code, p["memory_factor"], p["threshold"] == "batch",
+                 p["epsilon"], opt.kernel_code, lr, a, b, eps, first, second, state["optimizer/t"])
+
+    def transform(self, state, x):
+        Z = np.asarray(x, dtype=self.dtype) @ state["weights"].T
+        if self._factor_typed is not None:
+            Z = Z @ self._factor_typed.T
+        return self.model.activation(Z)
+
+    def divergence(self, state):
+        theta = state["theta"]
+        if not np.isfinite(theta).all():
+            return "θ is no longer finite (NaN or inf): the weights diverged; lower the learning rate"
+        if theta.max(initial=0.0) > OVERFLOW:
+            return f"θ exceeded {OVERFLOW:.0e}: the responses overflow; lower the learning rate"
+        return None

@@ -1,0 +1,97 @@
+"""One run from a validated spec: data → rule → scheduler → recorder → exporters.
+
+Seeds: ``schedule.seed`` feeds a :class:`numpy.random.SeedSequence` whose three children draw the
+data subset, the initial state and the shuffling, so the same spec and seed give the same
+trajectory.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DataError
+from .recording import Recorder
+from .scheduler import Outcome, Progress, steps_per_epoch, train
+from .spec import RunSpec
+
+
+@dataclass
+class RunResult:
+    """What a finished (or stopped) run produced."""
+
+    spec: RunSpec
+    rule: object
+    data: object
+    state: dict
+    outcome: Outcome
+    path: Path
+    outputs: list = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        return self.outcome.status
+
+
+STREAMS = ("data", "init", "shuffle")
+
+
+def seed_streams(seed: int) -> dict[str, np.random.Generator]:
+    """Independent generators for the data subset, the initial state and the shuffling."""
+    children = np.random.SeedSequence(seed).spawn(len(STREAMS))
+    return {name: np.random.default_rng(child) for name, child in zip(STREAMS, children)}
+
+
+def default_record_every(total_steps: int) -> int:
+    return max(1, total_steps // 100)
+
+
+def execute(spec: RunSpec, *, progress: bool | None = None, log=print) -> RunResult:
+    """Train the run described by ``spec``, write ``<output>/<name>/run.h5`` and the exports."""
+    streams = seed_streams(spec.schedule["seed"])
+    data = spec.dataset.load(streams["data"])
+    X = np.ascontiguousarray(data.X, dtype=spec.model.dtype)
+    if X.ndim != 2 or X.shape[0] == 0:
+        raise DataError(f"data set '{data.name}' gave no samples (shape {X.shape})")
+    rule = spec.build_rule(X.shape[1])
+    state = rule.init_state(streams["init"])
+
+    sched = spec.schedule
+    total_steps = sched["epochs"] * steps_per_epoch(X.shape[0], sched["batch_size"])
+    if spec.record["every"] is None:
+        spec.record["every"] = default_record_every(total_steps)
+    spec.resolved["record"]["every"] = spec.record["every"]
+
+    out_dir = spec.output_dir
+    path = out_dir / "run.h5"
+    if path.exists():
+        log(f"replacing {path}")
+    recorder = Recorder(
+        path, name=spec.name, spec_yaml=spec.to_yaml(), seed=sched["seed"],
+        seeds={name: f"SeedSequence({sched['seed']}).spawn({len(STREAMS)})[{i}]" for i, name in enumerate(STREAMS)},
+        data=data, state=state, fields=spec.record["fields"], compression=spec.record["compression"],
+    )
+    try:
+        outcome = train(
+            rule, state, X, epochs=sched["epochs"], batch_size=sched["batch_size"], shuffle=sched["shuffle"],
+            rng=streams["shuffle"], record_every=spec.record["every"], on_record=recorder.record,
+            progress=Progress(sched["epochs"], enabled=progress),
+        )
+        synthetic = rule.synthesize(state) if outcome.status != "diverged" else None
+        recorder.finish(outcome.status, outcome.message, state, steps=outcome.steps,
+                        epochs_completed=outcome.epochs_completed, synthetic=synthetic)
+    except BaseException as exc:
+        if recorder.file.id.valid:
+            recorder.finish("interrupted", f"stopped by {type(exc).__name__}: {exc}", state,
+                            steps=int(recorder.file.attrs["steps"]),
+                            epochs_completed=int(recorder.file.attrs["epochs_completed"]))
+        raise
+    finally:
+        recorder.close()
+
+    result = RunResult(spec=spec, rule=rule, data=data, state=state, outcome=outcome, path=path)
+    if outcome.status == "completed":
+        for exporter in spec.exporters:
+            result.outputs.extend(exporter.export(result, out_dir))
+    return result

@@ -1,0 +1,297 @@
+"""Run specs: YAML loading, ``--set`` overrides, validation with key-path errors, defaults.
+
+A spec has the sections ``name``, ``description``, ``data``, ``model``, ``schedule``,
+``record``, ``output`` and ``exporters``.  Pluggable things are written ``{name: ..., params:
+{...}}`` (or just the name); their params are checked against the plugin's own options schema.
+:func:`load_spec` returns a :class:`RunSpec` holding the built objects and ``resolved``: the
+complete spec, every default filled in, as recorded in the run file.
+"""
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from .errors import SpecError
+from .options import Option, Schema, describe, did_you_mean, unknown_key_error
+from .plugins import Registry, registry
+from .rules.base import COMPONENTS, Model, Rule
+
+SECTIONS = ("name", "description", "data", "model", "schedule", "record", "output", "exporters")
+DEFAULT_EXPORTERS = ("image_grid", "summary")
+DEFAULT_FRAMES = 100
+
+SCHEDULE = Schema(
+    Option("epochs", "integer", doc="passes over the data", low=1),
+    Option("batch_size", "integer", doc="samples per mini-batch (the last batch of an epoch may be smaller)", low=1),
+    Option("shuffle", "bool", True, "reshuffle the samples every epoch"),
+    Option("seed", "integer", 0, "seed of every random draw of the run (data subset, initial weights, shuffling)", low=0),
+)
+MODEL_KEYS = ("rule", "n_neurons", "dtype") + COMPONENTS
+MODEL = Schema(
+    Option("n_neurons", "integer", doc="number of neurons (hidden units)", low=1),
+    Option("dtype", "choice", "float32", "floating type of the state", choices=("float32", "float64")),
+)
+RECORD = Schema(
+    Option("fields", "any", None, "state arrays recorded over time (default: the rule's)", nullable=True),
+    Option("every", "integer", None, "record every N steps (default: about 100 frames per run)", low=1, nullable=True),
+    Option("compression", "choice", "gzip", "HDF5 compression of recorded fields", choices=("none", "gzip", "lzf")),
+)
+OUTPUT = Schema(Option("dir", "string", "runs", "the run is written to <dir>/<name>/"))
+
+
+@dataclass
+class RunSpec:
+    """A validated spec with its plugin objects built."""
+
+    name: str
+    source: str
+    dataset: Any
+    rule_class: type
+    model: Model
+    schedule: dict
+    record: dict
+    output_dir: Path
+    exporters: list
+    resolved: dict
+    raw: dict = field(repr=False, default_factory=dict)
+
+    def build_rule(self, n_inputs: int) -> Rule:
+        self.model.n_inputs = n_inputs
+        return self.rule_class(self.model)
+
+    def to_yaml(self) -> str:
+        return dump_yaml(self.resolved)
+
+
+def dump_yaml(data: dict) -> str:
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=None, allow_unicode=True)
+
+
+def read_yaml(path: str | os.PathLike) -> dict:
+    """The mapping in a YAML file; SpecError naming the file (and line) if it cannot be read."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError("", "spec file not found", source) from None
+    except OSError as exc:
+        raise SpecError("", f"cannot read spec: {exc.strerror}", source) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise SpecError("", f"invalid YAML: {where}{problem}", source) from None
+    if data is None:
+        raise SpecError("", "the spec is empty", source)
+    if not isinstance(data, dict):
+        raise SpecError("", f"expected a mapping of sections ({', '.join(SECTIONS)}), got {type(data).__name__}", source)
+    return data
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"model.n_neurons=9"`` → ``("model.n_neurons", 9)`` (the value is read as YAML)."""
+    if "=" not in text:
+        raise SpecError("--set", f"expected key.path=value, got {text!r}")
+    key, value = text.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise SpecError("--set", f"expected key.path=value, got {text!r}")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else ""
+    except yaml.YAMLError:
+        parsed = value
+    return key, parsed
+
+
+def apply_overrides(raw: dict, overrides) -> dict:
+    """A copy of ``raw`` with every ``key.path=value`` override set (intermediate mappings made)."""
+    out = copy.deepcopy(raw)
+    for item in overrides or ():
+        key, value = parse_override(item) if isinstance(item, str) else item
+        node = out
+        parts = key.split(".")
+        for depth, part in enumerate(parts[:-1]):
+            nxt = node.get(part)
+            if nxt is None:
+                nxt = node[part] = {}
+            elif isinstance(nxt, str) and parts[depth + 1] in ("name", "params"):
+                nxt = node[part] = {"name": nxt}  # `rule: bcm` shorthand, then --set model.rule.params.x=…
+            elif not isinstance(nxt, dict):
+                raise SpecError(".".join(parts[: depth + 1]), f"--set {key}: cannot set a key inside {describe(nxt)}")
+            node = nxt
+        node[parts[-1]] = value
+    return out
+
+
+def _check_keys(mapping: dict, allowed, key: str) -> None:
+    for name in mapping:
+        if name not in allowed:
+            raise unknown_key_error(f"{key}.{name}" if key else str(name), str(name), allowed)
+
+
+def _section(raw: dict, name: str, required: bool = True) -> dict:
+    value = raw.get(name)
+    if value is None:
+        if required:
+            raise SpecError(name, "missing section")
+        return {}
+    if not isinstance(value, dict):
+        raise SpecError(name, f"expected a mapping, got {describe(value)}")
+    return value
+
+
+def _plugin_ref(value, key: str) -> tuple[str, dict]:
+    """``"adam"`` or ``{name: adam, params: {...}}`` → ``("adam", {...})``."""
+    if isinstance(value, str):
+        return value, {}
+    if not isinstance(value, dict):
+        raise SpecError(key, f"expected a plugin name or {{name: ..., params: {{...}}}}, got {describe(value)}")
+    _check_keys(value, ("name", "params"), key)
+    name = value.get("name")
+    if not isinstance(name, str) or not name:
+        raise SpecError(f"{key}.name", f"expected a plugin name, got {describe(name)}")
+    params = value.get("params") or {}
+    if not isinstance(params, dict):
+        raise SpecError(f"{key}.params", f"expected a mapping of parameters, got {describe(params)}")
+    return name, params
+
+
+def _resolve_paths(params: dict, schema: Schema, base_dir: Path | None) -> dict:
+    """Relative ``path`` options that do not exist from the current directory are read relative to the spec file."""
+    if base_dir is None:
+        return params
+    out = dict(params)
+    for opt in schema:
+        value = out.get(opt.name)
+        if opt.kind == "path" and isinstance(value, str) and not os.path.isabs(value) and not os.path.exists(value):
+            candidate = base_dir / value
+            if candidate.exists():
+                out[opt.name] = str(candidate)
+    return out
+
+
+def _build(kind, value, key: str, base_dir):
+    name, params = _plugin_ref(value, key)
+    cls = kind.get(name, f"{key}.name" if isinstance(value, dict) else key)
+    obj = cls.from_config(params, f"{key}.params")
+    obj.params = _resolve_paths(obj.params, cls.options, base_dir)
+    return obj
+
+
+def resolve(raw: dict, source: str = "<spec>", reg: Registry | None = None) -> RunSpec:
+    """Validate ``raw`` (a parsed spec) and build its objects; SpecError carries ``source``."""
+    try:
+        return _resolve(raw, source, reg or registry())
+    except SpecError as exc:
+        raise exc.with_source(source) if exc.source is None else exc
+
+
+def _resolve(raw: dict, source: str, reg: Registry) -> RunSpec:
+    if not isinstance(raw, dict):
+        raise SpecError("", "expected a mapping of sections")
+    _check_keys(raw, SECTIONS, "")
+    base_dir = Path(source).resolve().parent if os.path.exists(source) else None
+
+    name = raw.get("name", Path(source).stem if source != "<spec>" else "run")
+    if not isinstance(name, str) or not name or any(c in name for c in "/\\") or name in (".", ".."):
+        raise SpecError("name", f"expected a run name without '/' (it names the output folder), got {describe(name)}")
+    description = raw.get("description", "")
+    if not isinstance(description, str):
+        raise SpecError("description", f"expected a string, got {describe(description)}")
+
+    # data
+    data_raw = _section(raw, "data")
+    dataset = _build(reg.datasets, data_raw, "data", base_dir)
+
+    # model
+    model_raw = _section(raw, "model")
+    _check_keys(model_raw, MODEL_KEYS, "model")
+    if "rule" not in model_raw:
+        raise SpecError("model.rule", f"missing; expected one of the installed rules: {', '.join(reg.rules)}")
+    rule_name, rule_params = _plugin_ref(model_raw["rule"], "model.rule")
+    rule_cls = reg.rules.get(rule_name, "model.rule.name" if isinstance(model_raw["rule"], dict) else "model.rule")
+    params = rule_cls.options.validate(rule_params, "model.rule.params")
+    params = _resolve_paths(params, rule_cls.options, base_dir)
+    basic = MODEL.validate({k: v for k, v in model_raw.items() if k in ("n_neurons", "dtype")}, "model")
+    components = {}
+    for comp in COMPONENTS:
+        value = model_raw.get(comp)
+        if comp not in rule_cls.uses:
+            if value is not None:
+                raise SpecError(f"model.{comp}", f"rule '{rule_name}' does not use an {comp}; remove this key")
+            continue
+        if value is None:
+            value = rule_cls.defaults.get(comp)
+            if value is None:
+                raise SpecError(f"model.{comp}", f"missing; rule '{rule_name}' needs an {comp}")
+        components[comp] = _build(getattr(reg, comp + "s"), value, f"model.{comp}", base_dir)
+    model = Model(n_inputs=0, n_neurons=basic["n_neurons"], dtype=np.dtype(basic["dtype"]), params=params, **components)
+
+    # schedule
+    schedule = SCHEDULE.validate(_section(raw, "schedule"), "schedule")
+
+    # record
+    record = RECORD.validate(_section(raw, "record", required=False), "record")
+    fields = record["fields"]
+    if fields is None:
+        fields = list(rule_cls.default_record)
+    if isinstance(fields, str):
+        fields = [fields]
+    if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
+        raise SpecError("record.fields", f"expected a list of field names, got {describe(fields)}")
+    for i, f in enumerate(fields):
+        if f not in rule_cls.fields:
+            raise SpecError(
+                f"record.fields[{i}]",
+                f"rule '{rule_name}' has no field {f!r}{did_you_mean(f, rule_cls.fields)}; "
+                f"recordable fields: {', '.join(rule_cls.fields)}",
+            )
+    record["fields"] = fields
+
+    output = OUTPUT.validate(_section(raw, "output", required=False), "output")
+
+    exporters_raw = raw.get("exporters", list(DEFAULT_EXPORTERS))
+    if exporters_raw is None:
+        exporters_raw = []
+    if not isinstance(exporters_raw, list):
+        raise SpecError("exporters", f"expected a list of exporters, got {describe(exporters_raw)}")
+    exporters = [_build(reg.exporters, item, f"exporters[{i}]", base_dir) for i, item in enumerate(exporters_raw)]
+
+    resolved = {
+        "name": name,
+        "description": description,
+        "data": dataset.to_config(),
+        "model": {
+            "rule": {"name": rule_name, "params": params},
+            "n_neurons": model.n_neurons,
+            "dtype": basic["dtype"],
+            **{comp: obj.to_config() for comp, obj in components.items()},
+        },
+        "schedule": schedule,
+        "record": record,
+        "output": output,
+        "exporters": [e.to_config() for e in exporters],
+    }
+    return RunSpec(
+        name=name, source=source, dataset=dataset, rule_class=rule_cls, model=model, schedule=schedule,
+        record=record, output_dir=Path(output["dir"]) / name, exporters=exporters, resolved=resolved, raw=raw,
+    )
+
+
+def load_spec(path: str | os.PathLike, overrides=(), reg: Registry | None = None) -> RunSpec:
+    """Read, override and validate the spec at ``path``."""
+    source = str(path)
+    raw = read_yaml(path)
+    try:
+        raw = apply_overrides(raw, overrides)
+    except SpecError as exc:
+        raise exc.with_source(source) from None
+    return resolve(raw, source, reg)
