@@ -113,7 +113,7 @@ def train(rule, state: dict, X: np.ndarray, *, epochs: int, batch_size: int, shu
                 order = rng.permutation(n) if shuffle else np.arange(n)
                 for b in range(per_epoch):
                     idx = order[b * batch_size:(b + 1) * batch_size]
-                    batch = np.take(X, idx, axis=0, out=full) if len(idx) == len(full) else X[idx]
+                    batch = np.take(X, idx, axis=0, out=full, mode="clip") if len(idx) == len(full) else X[idx]
                     rule.step(state, batch)
                     step += 1
                     problem = rule.divergence(state)
