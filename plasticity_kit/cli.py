@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("plugins", help="list installed plugins and what they register")
     p.add_argument("--kind", choices=["rules", "interactions", "activations", "optimizers", "initializers",
-                                      "datasets", "exporters"], help="only this kind")
+                                      "datasets", "exporters", "metrics"], help="only this kind")
     p.set_defaults(func=cmd_plugins)
     return parser
 

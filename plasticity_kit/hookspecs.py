@@ -48,3 +48,9 @@ def register_datasets(register):
 @hookspec
 def register_exporters(register):
     """Register exporters run at the end of a run: ``register(ExporterClass)``."""
+
+
+@hookspec
+def register_metrics(register):
+    """Register metrics computed during or after a run: ``register(MetricClass)``; see
+    :class:`plasticity_kit.metrics.Metric`."""

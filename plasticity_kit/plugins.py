@@ -1,7 +1,7 @@
 """The plugin manager: built-ins and the ``plasticity_kit`` entry-point group, loaded once.
 
 ``registry()`` returns a :class:`Registry` with one :class:`Kind` per hook (``rules``,
-``interactions``, ``activations``, ``optimizers``, ``initializers``, ``datasets``, ``exporters``).
+``interactions``, ``activations``, ``optimizers``, ``initializers``, ``datasets``, ``exporters``, ``metrics``).
 Two plugins registering the same name in the same kind is an error naming both.
 """
 from __future__ import annotations
@@ -24,6 +24,7 @@ KINDS = {
     "initializers": "register_initializers",
     "datasets": "register_datasets",
     "exporters": "register_exporters",
+    "metrics": "register_metrics",
 }
 
 

@@ -12,6 +12,8 @@
   ``labels`` when known;
 * group ``trajectory``: ``step``, ``epoch`` (int64), ``time`` (seconds since training began) and
   one resizable chunked dataset per recorded field, first axis matching ``step``;
+* group ``metrics/<name>``: ``step`` (int64) and one dataset per value the metric reports,
+  first axis matching its ``step``;
 * group ``final``: every state array at the end (``weights``, ``theta``, ``optimizer/...``) and
   ``synthetic_images`` when the rule maps weights to images.
 
@@ -99,6 +101,26 @@ class Recorder:
             ds[n] = state[field]
         self.n_frames = n + 1
         self.file.attrs["steps"] = step
+        self.file.flush()
+
+    def record_metric(self, name: str, step: int, values: dict) -> None:
+        """Append one evaluation of metric ``name`` (scalars or arrays of a fixed shape)."""
+        g = self.file.require_group("metrics").require_group(name)
+        if "step" not in g:
+            g.create_dataset("step", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(256,))
+        n = g["step"].shape[0]
+        g["step"].resize((n + 1,))
+        g["step"][n] = step
+        for key, value in values.items():
+            arr = np.asarray(value)
+            if arr.dtype.kind not in "biuf":
+                continue
+            if key not in g:
+                g.create_dataset(key, shape=(n,) + arr.shape, maxshape=(None,) + arr.shape, dtype=arr.dtype,
+                                 chunks=(max(1, 4096 // max(arr.size, 1)),) + arr.shape)
+            ds = g[key]
+            ds.resize((n + 1,) + ds.shape[1:])
+            ds[n] = arr
         self.file.flush()
 
     def finish(self, status: str, message: str, state: dict, *, steps: int, epochs_completed: int,

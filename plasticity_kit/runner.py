@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DataError
+from .metrics.base import MetricContext, MetricUnavailable
 from .recording import Recorder
 from .scheduler import Outcome, Progress, steps_per_epoch, train
 from .spec import RunSpec
@@ -28,6 +29,7 @@ class RunResult:
     outcome: Outcome
     path: Path
     outputs: list = field(default_factory=list)
+    metrics: dict = field(default_factory=dict)
 
     @property
     def status(self) -> str:
@@ -72,12 +74,34 @@ def execute(spec: RunSpec, *, progress: bool | None = None, log=print) -> RunRes
         seeds={name: f"SeedSequence({sched['seed']}).spawn({len(STREAMS)})[{i}]" for i, name in enumerate(STREAMS)},
         data=data, state=state, fields=spec.record["fields"], compression=spec.record["compression"],
     )
+    final_metrics: dict = {}
+    unavailable: set = set()
+
+    def evaluate(metric, step, epoch):
+        if metric.name in unavailable:
+            return
+        ctx = MetricContext(rule=rule, state=state, data=data, spec=spec, step=step, epoch=epoch)
+        try:
+            values = metric.compute(ctx)
+        except MetricUnavailable as exc:
+            unavailable.add(metric.name)
+            log(f"metric '{metric.name}' skipped: {exc}")
+            return
+        recorder.record_metric(metric.name, step, values)
+        final_metrics[metric.name] = (step, values)
+
+    periodic = [(every, lambda step, epoch, _s, m=metric: evaluate(m, step, epoch))
+                for metric, every in spec.metrics if every]
     try:
         outcome = train(
             rule, state, X, epochs=sched["epochs"], batch_size=sched["batch_size"], shuffle=sched["shuffle"],
             rng=streams["shuffle"], record_every=spec.record["every"], on_record=recorder.record,
-            progress=Progress(sched["epochs"], enabled=progress),
+            periodic=periodic, progress=Progress(sched["epochs"], enabled=progress),
         )
+        if outcome.status == "completed":
+            for metric, _ in spec.metrics:
+                if final_metrics.get(metric.name, (None,))[0] != outcome.steps:
+                    evaluate(metric, outcome.steps, outcome.epochs_completed)
         synthetic = rule.synthesize(state) if outcome.status != "diverged" else None
         recorder.finish(outcome.status, outcome.message, state, steps=outcome.steps,
                         epochs_completed=outcome.epochs_completed, synthetic=synthetic)
@@ -90,7 +114,8 @@ def execute(spec: RunSpec, *, progress: bool | None = None, log=print) -> RunRes
     finally:
         recorder.close()
 
-    result = RunResult(spec=spec, rule=rule, data=data, state=state, outcome=outcome, path=path)
+    result = RunResult(spec=spec, rule=rule, data=data, state=state, outcome=outcome, path=path,
+                       metrics={name: values for name, (_, values) in final_metrics.items()})
     if outcome.status == "completed":
         for exporter in spec.exporters:
             result.outputs.extend(exporter.export(result, out_dir))

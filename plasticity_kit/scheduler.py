@@ -85,11 +85,13 @@ class Progress:
 def train(rule, state: dict, X: np.ndarray, *, epochs: int, batch_size: int, shuffle: bool,
           rng: np.random.Generator, record_every: int | None = None,
           on_record: Callable[[int, int, float, dict], None] | None = None,
-          progress: Progress | None = None) -> Outcome:
+          periodic=(), progress: Progress | None = None) -> Outcome:
     """Run ``epochs`` passes of ``rule.step`` over mini-batches of ``X``, updating ``state``.
 
     ``on_record(step, epoch, elapsed, state)`` is called before the first step (step 0), every
-    ``record_every`` steps and after the last step.  ``epoch`` counts completed epochs.
+    ``record_every`` steps and after the last step.  ``periodic`` is a list of
+    ``(every, callback)``: ``callback(step, epoch, state)`` runs every ``every`` steps (metrics).
+    ``epoch`` counts completed epochs.
     """
     n = X.shape[0]
     per_epoch = steps_per_epoch(n, batch_size)
@@ -122,6 +124,9 @@ def train(rule, state: dict, X: np.ndarray, *, epochs: int, batch_size: int, shu
                         return outcome("diverged", f"diverged at step {step} (epoch {epoch + 1}): {problem}")
                     if record_every and step % record_every == 0:
                         record()
+                    for every, callback in periodic:
+                        if step % every == 0:
+                            callback(step, epoch, state)
                 if progress is not None:
                     progress.update(epoch + 1, step)
             epoch = epochs

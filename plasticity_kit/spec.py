@@ -22,7 +22,7 @@ from .options import Option, Schema, describe, did_you_mean, unknown_key_error
 from .plugins import Registry, registry
 from .rules.base import COMPONENTS, Model, Rule
 
-SECTIONS = ("name", "description", "data", "model", "schedule", "record", "output", "exporters")
+SECTIONS = ("name", "description", "data", "model", "schedule", "record", "output", "exporters", "metrics")
 DEFAULT_EXPORTERS = ("image_grid", "summary")
 DEFAULT_FRAMES = 100
 
@@ -42,6 +42,7 @@ RECORD = Schema(
     Option("every", "integer", None, "record every N steps (default: about 100 frames per run)", low=1, nullable=True),
     Option("compression", "choice", "gzip", "HDF5 compression of recorded fields", choices=("none", "gzip", "lzf")),
 )
+EVERY = Option("every", "integer", None, "also compute every N steps (default: only at the end)", low=1, nullable=True)
 OUTPUT = Schema(Option("dir", "string", "runs", "the run is written to <dir>/<name>/"))
 
 
@@ -59,6 +60,7 @@ class RunSpec:
     output_dir: Path
     exporters: list
     resolved: dict
+    metrics: list = field(default_factory=list)
     raw: dict = field(repr=False, default_factory=dict)
 
     def build_rule(self, n_inputs: int) -> Rule:
@@ -148,13 +150,13 @@ def _section(raw: dict, name: str, required: bool = True) -> dict:
     return value
 
 
-def _plugin_ref(value, key: str) -> tuple[str, dict]:
+def _plugin_ref(value, key: str, extra_keys=()) -> tuple[str, dict]:
     """``"adam"`` or ``{name: adam, params: {...}}`` → ``("adam", {...})``."""
     if isinstance(value, str):
         return value, {}
     if not isinstance(value, dict):
         raise SpecError(key, f"expected a plugin name or {{name: ..., params: {{...}}}}, got {describe(value)}")
-    _check_keys(value, ("name", "params"), key)
+    _check_keys(value, ("name", "params") + tuple(extra_keys), key)
     name = value.get("name")
     if not isinstance(name, str) or not name:
         raise SpecError(f"{key}.name", f"expected a plugin name, got {describe(name)}")
@@ -178,8 +180,8 @@ def _resolve_paths(params: dict, schema: Schema, base_dir: Path | None) -> dict:
     return out
 
 
-def _build(kind, value, key: str, base_dir):
-    name, params = _plugin_ref(value, key)
+def _build(kind, value, key: str, base_dir, extra_keys=()):
+    name, params = _plugin_ref(value, key, extra_keys)
     cls = kind.get(name, f"{key}.name" if isinstance(value, dict) else key)
     obj = cls.from_config(params, f"{key}.params")
     obj.params = _resolve_paths(obj.params, cls.options, base_dir)
@@ -265,6 +267,16 @@ def _resolve(raw: dict, source: str, reg: Registry) -> RunSpec:
         raise SpecError("exporters", f"expected a list of exporters, got {describe(exporters_raw)}")
     exporters = [_build(reg.exporters, item, f"exporters[{i}]", base_dir) for i, item in enumerate(exporters_raw)]
 
+    metrics_raw = raw.get("metrics") or []
+    if not isinstance(metrics_raw, list):
+        raise SpecError("metrics", f"expected a list of metrics, got {describe(metrics_raw)}")
+    metrics = []
+    for i, item in enumerate(metrics_raw):
+        key = f"metrics[{i}]"
+        metric = _build(reg.metrics, item, key, base_dir, extra_keys=("every",))
+        every = EVERY.coerce(item.get("every") if isinstance(item, dict) else None, f"{key}.every")
+        metrics.append((metric, every))
+
     resolved = {
         "name": name,
         "description": description,
@@ -279,10 +291,12 @@ def _resolve(raw: dict, source: str, reg: Registry) -> RunSpec:
         "record": record,
         "output": output,
         "exporters": [e.to_config() for e in exporters],
+        "metrics": [{**m.to_config(), "every": every} for m, every in metrics],
     }
     return RunSpec(
         name=name, source=source, dataset=dataset, rule_class=rule_cls, model=model, schedule=schedule,
         record=record, output_dir=Path(output["dir"]) / name, exporters=exporters, resolved=resolved, raw=raw,
+        metrics=metrics,
     )
 
 

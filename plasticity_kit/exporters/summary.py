@@ -28,6 +28,11 @@ def summarize(result) -> dict:
         "seconds_per_epoch": round(o.elapsed / max(o.epochs_completed, 1), 6),
         "run_file": str(result.path),
     }
+    for name, values in result.metrics.items():
+        for key, value in values.items():
+            arr = np.asarray(value)
+            if arr.ndim == 0 and arr.dtype.kind in "biuf":
+                summary[f"{name}.{key}"] = arr.item()
     for key, value in result.state.items():
         if key.startswith("optimizer/") or value.dtype.kind != "f":
             continue
