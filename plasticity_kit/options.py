@@ -131,7 +131,9 @@ class Option:
         if kind in ("numbers", "integers"):
             if not isinstance(value, (list, tuple)):
                 raise fail
-            return [self._scalar(v, fail) for v in value]
+            noun = "a number" if kind == "numbers" else "an integer"
+            return [self._scalar(v, SpecError(f"{key}[{i}]", f"expected {noun}{self._range_text()}, got {describe(v)}"))
+                    for i, v in enumerate(value)]
         raise ValueError(f"unknown option kind {kind!r}")
 
     def _scalar(self, value: Any, fail: SpecError):

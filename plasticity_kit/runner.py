@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError
+from .errors import DataError, SpecError
 from .metrics.base import MetricContext, MetricUnavailable
 from .recording import Recorder
 from .scheduler import Outcome, Progress, steps_per_epoch, train
@@ -52,11 +52,14 @@ def default_record_every(total_steps: int) -> int:
 def execute(spec: RunSpec, *, progress: bool | None = None, log=print) -> RunResult:
     """Train the run described by ``spec``, write ``<output>/<name>/run.h5`` and the exports."""
     streams = seed_streams(spec.schedule["seed"])
-    data = spec.dataset.load(streams["data"])
-    X = np.ascontiguousarray(data.X, dtype=spec.model.dtype)
-    if X.ndim != 2 or X.shape[0] == 0:
-        raise DataError(f"data set '{data.name}' gave no samples (shape {X.shape})")
-    rule = spec.build_rule(X.shape[1])
+    try:
+        data = spec.dataset.load(streams["data"])
+        X = np.ascontiguousarray(data.X, dtype=spec.model.dtype)
+        if X.ndim != 2 or X.shape[0] == 0:
+            raise DataError(f"data set '{data.name}' gave no samples (shape {X.shape})")
+        rule = spec.build_rule(X.shape[1])
+    except SpecError as exc:  # problems only visible once data and sizes are known
+        raise exc.with_source(spec.source) if exc.source is None else exc
     state = rule.init_state(streams["init"])
 
     sched = spec.schedule

@@ -91,7 +91,7 @@ def train(rule, state: dict, X: np.ndarray, *, epochs: int, batch_size: int, shu
     ``on_record(step, epoch, elapsed, state)`` is called before the first step (step 0), every
     ``record_every`` steps and after the last step.  ``periodic`` is a list of
     ``(every, callback)``: ``callback(step, epoch, state)`` runs every ``every`` steps (metrics).
-    ``epoch`` counts completed epochs.
+    Both receive ``epoch`` = completed epochs = step // steps_per_epoch.
     """
     n = X.shape[0]
     per_epoch = steps_per_epoch(n, batch_size)
@@ -102,7 +102,7 @@ def train(rule, state: dict, X: np.ndarray, *, epochs: int, batch_size: int, shu
     def record():
         nonlocal last_recorded
         if on_record is not None and last_recorded != step:
-            on_record(step, epoch, time.perf_counter() - start, state)
+            on_record(step, step // per_epoch, time.perf_counter() - start, state)
             last_recorded = step
 
     def outcome(status, message):
@@ -126,7 +126,7 @@ def train(rule, state: dict, X: np.ndarray, *, epochs: int, batch_size: int, shu
                         record()
                     for every, callback in periodic:
                         if step % every == 0:
-                            callback(step, epoch, state)
+                            callback(step, step // per_epoch, state)
                 if progress is not None:
                     progress.update(epoch + 1, step)
             epoch = epochs
