@@ -210,8 +210,9 @@ def _resolve(raw: dict, source: str, reg: Registry) -> RunSpec:
         raise SpecError("description", f"expected a string, got {describe(description)}")
 
     # data
-    data_raw = _section(raw, "data")
-    dataset = _build(reg.datasets, data_raw, "data", base_dir)
+    if raw.get("data") is None:
+        raise SpecError("data", f"missing section; expected a data set: one of {', '.join(reg.datasets)}")
+    dataset = _build(reg.datasets, raw["data"], "data", base_dir)
 
     # model
     model_raw = _section(raw, "model")

@@ -121,4 +121,4 @@ class BCM(Rule):
             return "θ is no longer finite (NaN or inf): the weights diverged; lower the learning rate"
         if theta.max(initial=0.0) > OVERFLOW:
             return f"θ exceeded {OVERFLOW:.0e}: the responses overflow; lower the learning rate"
-        return None
+        return super().divergence(state)
