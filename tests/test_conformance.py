@@ -1,6 +1,9 @@
 """The rule conformance suite (plasticity_kit.testing.RuleTestSuite) applied to the built-in rules."""
 
+import pytest
+
 from plasticity_kit.testing import RuleTestSuite
+
 
 class TestBCM(RuleTestSuite):
     """BCM with its defaults (logistic activation, no interaction, SGD, normal initializer)."""
