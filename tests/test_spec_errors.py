@@ -145,8 +145,10 @@ def test_resolved_spec_round_trips(tmp_path):
     out = cli("validate", path, "--print")
     assert out.returncode == 0, out.stderr
     resolved = yaml.safe_load(out.stdout)
-    assert resolved["model"]["rule"]["params"] == {"memory_factor": 0.5, "threshold": "moving_average",
-                                                   "theta_init": 0.0, "epsilon": 1e-8}
+    from plasticity_kit.rules.bcm import BCM
+
+    assert resolved["model"]["rule"]["params"] == {**BCM.options.defaults(), "memory_factor": 0.5}
+    assert resolved["model"]["rule"]["params"]["threshold"] == "moving_average"
     again = resolve(resolved, "resolved.yaml")
     assert again.resolved["model"] == resolved["model"]
 
