@@ -12,7 +12,7 @@ elif sys.platform == "darwin":
 else:
     openmp_compile, openmp_link = ["-fopenmp", "-O3"], ["-fopenmp"]
 
-KERNELS = ["bcm"]
+KERNELS = ["bcm", "krotov", "locally_connected"]
 
 extensions = [
     Extension(

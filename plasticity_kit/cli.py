@@ -1,4 +1,4 @@
-"""Command line: ``plasticity-kit run | validate | plugins``.
+"""Command line: ``plasticity-kit run | validate | plugins | metrics | show | replay | watch``.
 
 Exit status: 0 success, 1 the run diverged, 2 bad input (spec, data, plugin), 130 interrupted.
 """
@@ -26,7 +26,7 @@ def cmd_run(args) -> int:
     log = (lambda *a: None) if args.quiet else print
     log(f"{spec.name}: {spec.rule_class.name} rule, {spec.model.n_neurons} neurons, "
         f"{spec.schedule['epochs']} epochs, batch {spec.schedule['batch_size']} → {spec.output_dir}/")
-    result = execute(spec, progress=None if not args.quiet else False, log=log)
+    result = execute(spec, progress=None if not args.quiet else False, log=log, resume=args.resume)
     o = result.outcome
     print(f"{o.status}: {o.message} in {o.elapsed:.1f} s")
     print(f"trajectory: {result.path}")
@@ -64,6 +64,42 @@ def cmd_plugins(args) -> int:
     return 0
 
 
+def cmd_metrics(args) -> int:
+    import json
+
+    import numpy as np
+    import yaml
+
+    from .metrics.base import MetricUnavailable
+    from .metrics.recompute import recompute
+
+    params = {}
+    for item in args.params:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise SpecError("--param", f"expected KEY=VALUE, got {item!r}")
+        params[key.strip()] = yaml.safe_load(value) if value.strip() else None
+
+    def show(v):
+        a = np.asarray(v)
+        return f"{a.item():.6g}" if a.ndim == 0 else np.array2string(a, precision=4, threshold=12, separator=" ")
+
+    records = []
+    try:
+        for run, step, name, values in recompute(args.runs, args.metric, params, args.step, args.pool):
+            if args.json:
+                records.append({"run": run, "step": step, "metric": name,
+                                "values": {k: np.asarray(v).tolist() for k, v in values.items()}})
+            else:
+                print(f"{run} step {step}: {name}: " + ", ".join(f"{k} = {show(v)}" for k, v in values.items()))
+    except MetricUnavailable as exc:
+        print(f"error: metric unavailable: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.json:
+        print(json.dumps(records, indent=1))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ._version import __version__
 
@@ -74,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="train the run a spec describes and record it to HDF5")
     _add_spec_args(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or log lines")
+    p.add_argument("--resume", metavar="RUN.h5", help="continue this interrupted run of the same spec from its "
+                   "last recorded state, appending to the file")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("validate", help="check a spec without running it")
@@ -85,6 +123,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kind", choices=["rules", "interactions", "activations", "optimizers", "initializers",
                                       "datasets", "exporters", "metrics"], help="only this kind")
     p.set_defaults(func=cmd_plugins)
+
+    p = sub.add_parser("metrics", help="recompute metrics from saved run files")
+    p.add_argument("runs", nargs="+", metavar="RUN.h5", help="run file(s) written by plasticity-kit run")
+    p.add_argument("--metric", action="append", default=[], metavar="NAME",
+                   help="metric to compute (repeatable; default: those in the run's spec)")
+    p.add_argument("--param", dest="params", action="append", default=[], metavar="KEY=VALUE",
+                   help="metric parameter (repeatable), e.g. --param dims=64; overrides the run spec's")
+    p.add_argument("--step", default="last", help="last (default), final, all, or a recorded step number")
+    p.add_argument("--pool", action="store_true",
+                   help="score the synthetic images of all the runs together (e.g. one middle neuron per seed)")
+    p.add_argument("--json", action="store_true", help="print the values as JSON")
+    p.set_defaults(func=cmd_metrics)
+
+    from .cli_replay import add_commands
+
+    add_commands(sub)
     return parser
 
 

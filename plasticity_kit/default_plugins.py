@@ -1,15 +1,31 @@
 """The built-in plugins, registered through the same hooks a third-party package implements."""
 from . import activations, initializers, interactions, optimizers
 from .datasets.olivetti import Olivetti
+from .exporters.animation import Animation
 from .exporters.image_grid import ImageGrid
 from .exporters.summary import Summary
 from .hookspecs import hookimpl
 from .rules.bcm import BCM
+from .rules.krotov_hopfield import KrotovHopfield
+from .rules.krotov_hopfield_dynamics import KrotovHopfieldDynamics
+from .datasets.mnist import MNIST
+from .metrics.convergence import WeightNorm
+from .metrics.linear_probe import LinearProbe
+from .rules.weight_sharing import HebbianWeightSharing
+from .metrics.weight_sharing_snr import WeightSharingSNR
+from .datasets.arrays import Images
+from .datasets.cifar10 import CIFAR10
+from .datasets.noise import WhiteNoise
+from .exporters.snr_plot import SNRPlot
+from .metrics import fid, kid, nearest, network, prdc
 
 
 @hookimpl
 def register_rules(register):
     register(BCM)
+    register(KrotovHopfield)
+    register(KrotovHopfieldDynamics)
+    register(HebbianWeightSharing)
 
 
 @hookimpl
@@ -39,9 +55,24 @@ def register_initializers(register):
 @hookimpl
 def register_datasets(register):
     register(Olivetti)
+    register(CIFAR10)
+    register(Images)
+    register(WhiteNoise)
+    register(MNIST)
 
 
 @hookimpl
 def register_exporters(register):
     register(ImageGrid)
     register(Summary)
+    register(Animation)
+    register(SNRPlot)
+
+
+@hookimpl
+def register_metrics(register):
+    register(WeightNorm)
+    register(LinearProbe)
+    register(WeightSharingSNR)
+    for cls in (fid.FID, kid.KID, prdc.PRDC, nearest.Nearest, network.NetworkProperties):
+        register(cls)

@@ -1,7 +1,7 @@
 """Weight initializers: ``init(rng, shape, dtype)`` for a weight matrix of shape (N, D).
 
 fan_in = D (inputs per neuron), fan_out = N (neurons).  Glorot & Bengio 2010 for the Glorot
-pair, He et al. 2015 for He normal.
+pair, He et al. 2015 for He normal, Saxe et al. 2014 for orthogonal weights.
 """
 from __future__ import annotations
 
@@ -76,4 +76,29 @@ class HeNormal(Initializer):
         return rng.normal(0.0, np.sqrt(2.0 / shape[-1]), size=shape).astype(dtype)
 
 
-BUILTINS = (Normal, Uniform, GlorotNormal, GlorotUniform, HeNormal)
+def symmetric_orthogonalization(weights: np.ndarray) -> np.ndarray:
+    """W ← (WWᵀ)^(-1/2) W, the orthonormal matrix nearest to W (Löwdin's symmetric orthogonalisation).
+
+    Computed as U Vᵀ from the SVD W = U S Vᵀ, which equals (WWᵀ)^(-1/2) W when W has full row rank
+    and stays defined when it does not.  Every row is treated alike (no neuron is privileged, unlike
+    Gram–Schmidt).  For N ≤ D the rows come out orthonormal, for N > D the columns.  Computed in
+    float64, returned in W's dtype.
+    """
+    w = np.asarray(weights)
+    u, _, vt = np.linalg.svd(w.astype(np.float64), full_matrices=False)
+    return np.ascontiguousarray(u @ vt, dtype=w.dtype)
+
+
+class Orthogonal(Initializer):
+    """W = gain · (GGᵀ)^(-1/2) G, G ~ N(0, 1): orthonormal rows (N ≤ D) or columns (N > D), uniformly
+    distributed (Saxe et al. 2014)."""
+
+    name = "orthogonal"
+    options = Schema(Option("gain", "number", 1.0, "norm of every row (N ≤ D) or column (N > D)", low=0, low_open=True))
+
+    def __call__(self, rng, shape, dtype):
+        q = symmetric_orthogonalization(rng.normal(0.0, 1.0, size=shape))
+        return (self.gain * q).astype(dtype)
+
+
+BUILTINS = (Normal, Uniform, GlorotNormal, GlorotUniform, HeNormal, Orthogonal)

@@ -3,36 +3,87 @@
 * root attributes: ``format = "plasticity-kit/trajectory"``, ``format_version``, ``status``
   (``running | completed | interrupted | diverged``), ``message`` (how it ended, in words),
   ``plasticity_kit_version``, ``name``, ``seed``, ``created``, ``ended`` (ISO times),
-  ``steps`` and ``epochs_completed`` (when it ended);
+  ``steps`` and ``epochs_completed`` (when it ended), ``writer_pid`` and ``writer_host`` (the
+  process writing it), ``swmr`` (written in SWMR mode), ``resumed_at`` (steps where the run was
+  resumed, empty if never);
 * dataset ``spec``: the fully resolved spec as YAML text;
 * group ``versions``: attributes with the versions of Python, numpy, h5py, scipy, pluggy, yaml;
 * group ``seeds``: the entropy of each random stream (``data``, ``init``, ``shuffle``);
 * group ``data``: attributes ``name``, ``source``, ``checksum`` (sha256), ``n_samples``,
   ``n_inputs``, ``image_shape``; datasets ``indices`` (rows of the full data set used) and
   ``labels`` when known;
-* group ``trajectory``: ``step``, ``epoch`` (int64), ``time`` (seconds since training began) and
-  one resizable chunked dataset per recorded field, first axis matching ``step``;
+* group ``trajectory``: ``step``, ``epoch`` (int64), ``time`` (seconds of training) and one
+  resizable chunked dataset per recorded field, first axis matching ``step``; one chunk per
+  frame, gzip (or lzf) with the byte-shuffle filter, stored as ``record.dtype`` when set
+  (float16 halves the file);
 * group ``metrics/<name>``: ``step`` (int64) and one dataset per value the metric reports,
   first axis matching its ``step``;
+* group ``checkpoint``: what resuming needs, rewritten at every record.  Two slots ``0`` and
+  ``1``, each with ``state/<key>`` (every state array at full precision, ``optimizer/...``
+  included), ``position`` (step, completed epochs, batches done in the current epoch, number of
+  trajectory frames), ``elapsed`` (training seconds) and ``rng`` (JSON of the shuffle
+  generator's ``bit_generator.state`` at the start of the current epoch); scalar ``current``
+  names the slot that is complete (-1: none yet).  A record writes the slot not named by
+  ``current``, flushes, then switches ``current`` and flushes again, so a process killed at any
+  instant leaves one complete checkpoint;
 * group ``final``: every state array at the end (``weights``, ``theta``, ``optimizer/...``) and
   ``synthetic_images`` when the rule maps weights to images.
 
-Each record is flushed, so a killed process leaves a readable file.
+Every record is flushed, so a killed process leaves a readable file.  The writes run on a
+thread of the recorder's own, in order: the training thread only copies the arrays of a record
+(the frame and the checkpoint's state, ~1.4 MB for specs/olivetti.yaml) and goes on while that
+thread compresses (gzip is encoded by zlib, which releases the GIL, and written as a raw chunk)
+and writes; a queue of two records bounds the memory and makes a slow disk slow training down
+rather than fall behind.
+
+Live reading.  By default the file is written as before (HDF5 superblock version 0): a killed
+run's file opens with plain h5py, and a reader of a live file must open it without the file
+lock (``locking=False``; :func:`open_for_reading` does), with no guarantee from HDF5 that it
+never sees a record half written.  With ``record.swmr: true`` the file is written in HDF5's
+single-writer/multiple-reader mode (``libver`` v110, ``swmr_mode``), which guarantees readers
+opening it with ``swmr=True`` (``plasticity_kit.open``, ``plasticity-kit watch``) a consistent
+view at every instant.  SWMR forbids creating objects once it is on, so everything whose shape
+is known at the start (the trajectory datasets, both checkpoint slots) is created before it is
+switched on.  What is known only later — a metric's datasets after its first evaluation, and
+at the end ``final/`` and the status attributes — is made in a short non-SWMR window: the
+writer closes the file, reopens it (without the lock: readers hold shared locks and must not
+stop the writer), creates the objects and switches SWMR on again; once per metric, once at the
+end.  The window touches only the new objects and the root attributes, never the trajectory,
+and readers opening the file during it retry.  SWMR is not the default because HDF5 marks an
+SWMR file "open for writing" in its superblock: after a SIGKILL, plain ``h5py.File(path)``
+refuses it (``h5py.File(path, "r", swmr=True)`` and ``plasticity_kit.open`` read it; resuming
+clears the mark as ``h5clear -s`` does, see :mod:`plasticity_kit.h5clear`).
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
+import json
+import os
 import platform
+import queue
+import socket
+import threading
+import zlib
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
 import numpy as np
 
 from ._version import __version__
+from .errors import DataError
+from .h5clear import SIGNATURE, clear_status_flags, status_flags
+from .scheduler import Position
 
 FORMAT = "plasticity-kit/trajectory"
 FORMAT_VERSION = 1
 STATUSES = ("running", "completed", "interrupted", "diverged")
+SWMR_LIBVER = ("v110", "v110")  # the oldest format with SWMR: readable by HDF5 >= 1.10
+RNG_BYTES = 2048
+GZIP_LEVEL = 1  # on float weights levels 1 and 4 give the same size (~82% with shuffle); 1 is faster
+AXES = (("step", np.int64), ("epoch", np.int64), ("time", np.float64))
 
 
 def _now() -> str:
@@ -51,20 +102,186 @@ def _versions() -> dict:
     }
 
 
+def _writer_attrs() -> dict:
+    return {"writer_pid": os.getpid(), "writer_host": socket.gethostname()}
+
+
+def writer_alive(attrs) -> bool | None:
+    """Whether the process named in a run file's ``writer_pid``/``writer_host`` still runs:
+    None when it cannot be told (another host, or a file without those attributes)."""
+    pid, host = attrs.get("writer_pid"), attrs.get("writer_host")
+    if pid is None or host != socket.gethostname():
+        return None
+    if int(pid) == os.getpid():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass
+class Checkpoint:
+    """The last complete checkpoint of a run file: where training stood, its full state and how
+    many trajectory frames had been written."""
+
+    position: Position
+    frames: int
+    state: dict
+
+
+def read_checkpoint(f: h5py.File, with_state: bool = True) -> Checkpoint | None:
+    """The checkpoint in an open run file, or None (none written yet, or a file from before them).
+    ``with_state=False`` skips reading the state arrays (``state`` is then empty)."""
+    g = f.get("checkpoint")
+    if g is None or int(g["current"][()]) < 0:
+        return None
+    slot = g[str(int(g["current"][()]))]
+    step, epoch, batch, frames = (int(v) for v in slot["position"][:])
+    state = {}
+    if with_state:
+        slot["state"].visititems(
+            lambda key, obj: state.__setitem__(key, np.asarray(obj[()])) if isinstance(obj, h5py.Dataset) else None)
+    rng = json.loads(slot["rng"][()].decode())
+    return Checkpoint(Position(step, epoch, batch, rng, float(slot["elapsed"][()])), frames, state)
+
+
+def is_hdf5(path) -> bool:
+    """Whether ``path`` has an HDF5 signature (at byte 0, 512, 1024, ...: after a user block).
+    Unlike h5py.is_hdf5 it does not open the file, so it holds while a writer has it locked."""
+    with open(path, "rb") as fh:
+        offset = 0
+        while True:
+            fh.seek(offset)
+            head = fh.read(8)
+            if head == SIGNATURE:
+                return True
+            if len(head) < 8:
+                return False
+            offset = 512 if offset == 0 else offset * 2
+
+
+def open_for_reading(path, retries: int = 20, wait: float = 0.1) -> h5py.File:
+    """Open a run file read-only whatever its state: complete, killed, or being written (in SWMR
+    mode: a consistent view; otherwise without the file lock, best effort).  While an SWMR writer
+    is in one of its short non-SWMR windows the open is retried ``retries`` times."""
+    import time
+
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such run file")
+    if not is_hdf5(path):
+        raise DataError(f"{path}: not an HDF5 file")
+    problem = None
+    for attempt in range(retries + 1):
+        try:
+            return h5py.File(path, "r", swmr=True)
+        except OSError as exc:  # a non-SWMR writer holds the lock, or an SWMR writer is outside SWMR
+            problem = exc
+        if not status_flags(path):
+            try:
+                return h5py.File(path, "r", locking=False)
+            except OSError as exc:
+                problem = exc
+        time.sleep(wait)
+    raise DataError(f"{path}: cannot be opened for reading: {problem}")
+
+
+def _open_for_append(path: Path, kwargs: dict) -> h5py.File:
+    """Open for writing; readers' shared locks do not stop it, a writer's exclusive lock does."""
+    try:
+        return h5py.File(path, "r+", **kwargs)
+    except OSError:
+        pass
+    try:
+        h5py.File(path, "r").close()  # takes a shared lock: fails only if a writer holds the file
+    except OSError as exc:
+        raise DataError(f"{path}: cannot open for writing ({exc}); is a run still writing it?") from None
+    return h5py.File(path, "r+", locking=False, **kwargs)
+
+
+def _filters(compression: str) -> dict:
+    if compression == "none":
+        return {}
+    return {"compression": compression, "shuffle": True, **({"compression_opts": GZIP_LEVEL} if compression == "gzip" else {})}
+
+
+def _write_frame(ds: h5py.Dataset, n: int, frame: np.ndarray) -> None:
+    """Write ``frame`` as frame ``n`` of ``ds`` (one chunk per frame).  A shuffle+gzip chunk is
+    encoded here, as HDF5's filters would (byte shuffle, then zlib), and written as it is: zlib
+    releases the GIL, so training goes on meanwhile."""
+    if ds.compression == "gzip" and ds.shuffle and ds.chunks == (1,) + frame.shape:
+        size = frame.dtype.itemsize
+        shuffled = np.ascontiguousarray(frame).view(np.uint8).reshape(-1, size).T.tobytes()
+        ds.id.write_direct_chunk((n,) + (0,) * frame.ndim, zlib.compress(shuffled, ds.compression_opts))
+    else:
+        ds[n] = frame
+
+
+class _Worker:
+    """One thread doing a Recorder's writes in the order they were submitted, so that training
+    only pays for copying the state; an error comes back to the training thread at its next call."""
+
+    def __init__(self):
+        self.queue: queue.Queue = queue.Queue(maxsize=2)  # a slow disk slows training, never fills memory
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="plasticity-kit recorder", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            task = self.queue.get()
+            try:
+                if task is None:
+                    return
+                if self.error is None:
+                    task()
+            except BaseException as exc:  # noqa: BLE001 - handed to the training thread
+                self.error = exc
+            finally:
+                self.queue.task_done()
+
+    def check(self) -> None:
+        if self.error is not None:
+            exc, self.error = self.error, None
+            raise exc
+
+    def submit(self, task) -> None:
+        self.check()
+        self.queue.put(task)
+
+    def sync(self) -> None:
+        """Wait until every submitted write is done; raise the first error of any."""
+        self.queue.join()
+        self.check()
+
+    def stop(self) -> None:
+        if self.thread.is_alive():
+            self.queue.put(None)
+            self.thread.join()
+
+
 class Recorder:
-    """Writes one run file.  ``record`` appends a frame, ``finish`` stores the end state and status."""
+    """Writes one run file: ``record`` appends a frame and rewrites the checkpoint,
+    ``record_metric`` appends a metric evaluation, ``finish`` stores the end state and status.
+    :meth:`resume` reopens an interrupted file to continue it."""
 
     def __init__(self, path, *, name: str, spec_yaml: str, seed: int, seeds: dict, data, state: dict,
-                 fields, compression: str = "gzip"):
+                 fields, compression: str = "gzip", dtype: str | None = None, swmr: bool = False):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.fields = list(fields)
-        self.file = h5py.File(self.path, "w")
+        self.swmr = swmr
+        self.file = h5py.File(self.path, "w", **({"libver": SWMR_LIBVER} if swmr else {}))
         f = self.file
         f.attrs.update({
             "format": FORMAT, "format_version": FORMAT_VERSION, "status": "running", "message": "",
             "plasticity_kit_version": __version__, "name": name, "seed": seed, "created": _now(),
-            "steps": 0, "epochs_completed": 0,
+            "steps": 0, "epochs_completed": 0, "swmr": swmr, "resumed_at": np.zeros(0, np.int64),
+            **_writer_attrs(),
         })
         f.create_dataset("spec", data=spec_yaml, dtype=h5py.string_dtype("utf-8"))
         f.create_group("versions").attrs.update(_versions())
@@ -79,66 +296,225 @@ class Recorder:
         if data.labels is not None:
             g.create_dataset("labels", data=np.asarray(data.labels))
         t = f.create_group("trajectory")
-        opts = {} if compression == "none" else {"compression": compression}
-        for axis, dtype in (("step", np.int64), ("epoch", np.int64), ("time", np.float64)):
-            t.create_dataset(axis, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(1024,))
+        for axis, kind in AXES:
+            t.create_dataset(axis, shape=(0,), maxshape=(None,), dtype=kind, chunks=(1024,))
         for field in self.fields:
             arr = state[field]
-            t.create_dataset(field, shape=(0,) + arr.shape, maxshape=(None,) + arr.shape, dtype=arr.dtype,
-                             chunks=(1,) + arr.shape, **opts)
+            stored = np.dtype(dtype) if dtype and arr.dtype.kind == "f" else arr.dtype
+            t.create_dataset(field, shape=(0,) + arr.shape, maxshape=(None,) + arr.shape, dtype=stored,
+                             chunks=(1,) + arr.shape, **_filters(compression))
+        ck = f.create_group("checkpoint")
+        ck.create_dataset("current", data=np.int64(-1))
+        for slot in ("0", "1"):
+            s = ck.create_group(slot)
+            s.create_dataset("position", data=np.zeros(4, np.int64))
+            s.create_dataset("elapsed", data=np.float64(0.0))
+            s.create_dataset("rng", shape=(), dtype=f"S{RNG_BYTES}")
+            for key, value in state.items():
+                s.create_dataset(f"state/{key}", data=value)
         self.n_frames = 0
+        self.last = (0, 0)
         f.flush()
+        self._start_swmr()
+        self._worker = _Worker()
 
-    def record(self, step: int, epoch: int, elapsed: float, state: dict) -> None:
+    # -- SWMR ------------------------------------------------------------------------------
+    def _start_swmr(self) -> None:
+        if self.swmr:
+            self.file.swmr_mode = True
+
+    @contextmanager
+    def _structure(self, swmr_after: bool = True):
+        """A window where objects can be created: outside SWMR mode (reopening the file if needed).
+        Without the file lock: SWMR readers hold a shared one, and must not stop the writer."""
+        if self.swmr and self.file.swmr_mode:
+            self.file.close()
+            self.file = h5py.File(self.path, "r+", libver=SWMR_LIBVER, locking=False)
+        yield self.file
+        if swmr_after:
+            self.file.flush()
+            self._start_swmr()
+
+    # -- writing ---------------------------------------------------------------------------
+    def record(self, step: int, epoch: int, elapsed: float, state: dict, position: Position | None = None) -> None:
+        """Append one frame; with an exact ``position``, also rewrite the checkpoint.  The arrays
+        are copied here and written by the recorder's thread."""
+        keys = list(state) if position is not None and position.exact else self.fields
+        snapshot = {key: np.array(state[key], copy=True) for key in keys}
+        position = dataclasses.replace(position) if position is not None and position.exact else None
+        self.last = (step, epoch)
+        self._worker.submit(lambda: self._write_record(step, epoch, elapsed, snapshot, position))
+
+    def _write_record(self, step: int, epoch: int, elapsed: float, state: dict, position: Position | None) -> None:
         t = self.file["trajectory"]
         n = self.n_frames
-        for axis, value in (("step", step), ("epoch", epoch), ("time", elapsed)):
-            t[axis].resize((n + 1,))
-            t[axis][n] = value
         for field in self.fields:
             ds = t[field]
-            ds.resize((n + 1,) + ds.shape[1:])
-            ds[n] = state[field]
+            ds.resize(n + 1, axis=0)
+            _write_frame(ds, n, state[field].astype(ds.dtype, copy=False))
+        for axis, value in (("epoch", epoch), ("time", elapsed), ("step", step)):  # step last: a reader counts it
+            t[axis].resize((n + 1,))
+            t[axis][n] = value
         self.n_frames = n + 1
-        self.file.attrs["steps"] = step
+        if position is not None:
+            self._checkpoint(position, state)
+        else:
+            self.file.flush()
+
+    def _checkpoint(self, position: Position, state: dict) -> None:
+        ck = self.file["checkpoint"]
+        target = "1" if int(ck["current"][()]) == 0 else "0"
+        slot = ck[target]
+        for key, value in state.items():
+            ds = slot["state"].get(key)
+            if ds is None or ds.shape != np.shape(value):
+                raise ValueError(f"state array '{key}' changed shape or appeared during the run; "
+                                 f"a rule's state must keep the arrays of init_state")
+            ds[()] = value
+        rng = json.dumps(position.rng_state).encode()
+        if len(rng) > RNG_BYTES:
+            raise ValueError(f"shuffle generator state too large to checkpoint ({len(rng)} bytes)")
+        slot["position"][:] = [position.step, position.epoch, position.batch, self.n_frames]
+        slot["elapsed"][()] = position.elapsed
+        slot["rng"][()] = rng
+        self.file.flush()  # the slot is complete on disk before it is named current
+        ck["current"][()] = int(target)
         self.file.flush()
 
     def record_metric(self, name: str, step: int, values: dict) -> None:
         """Append one evaluation of metric ``name`` (scalars or arrays of a fixed shape)."""
-        g = self.file.require_group("metrics").require_group(name)
-        if "step" not in g:
-            g.create_dataset("step", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(256,))
+        arrays = {k: np.array(v, copy=True) for k, v in values.items()}
+        arrays = {k: a for k, a in arrays.items() if a.dtype.kind in "biuf"}
+        self._worker.submit(lambda: self._write_metric(name, step, arrays))
+
+    def _write_metric(self, name: str, step: int, arrays: dict) -> None:
+        g = self.file.get(f"metrics/{name}")
+        if g is None or "step" not in g or any(k not in g for k in arrays):
+            with self._structure() as f:
+                g = f.require_group("metrics").require_group(name)
+                if "step" not in g:
+                    g.create_dataset("step", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(256,))
+                n = g["step"].shape[0]
+                for key, arr in arrays.items():
+                    if key not in g:
+                        g.create_dataset(key, shape=(n,) + arr.shape, maxshape=(None,) + arr.shape, dtype=arr.dtype,
+                                         chunks=(max(1, 4096 // max(arr.size, 1)),) + arr.shape)
+        g = self.file[f"metrics/{name}"]
         n = g["step"].shape[0]
+        for key, arr in arrays.items():
+            ds = g[key]
+            ds.resize(n + 1, axis=0)
+            ds[n] = arr
         g["step"].resize((n + 1,))
         g["step"][n] = step
-        for key, value in values.items():
-            arr = np.asarray(value)
-            if arr.dtype.kind not in "biuf":
-                continue
-            if key not in g:
-                g.create_dataset(key, shape=(n,) + arr.shape, maxshape=(None,) + arr.shape, dtype=arr.dtype,
-                                 chunks=(max(1, 4096 // max(arr.size, 1)),) + arr.shape)
-            ds = g[key]
-            ds.resize((n + 1,) + ds.shape[1:])
-            ds[n] = arr
         self.file.flush()
 
     def finish(self, status: str, message: str, state: dict, *, steps: int, epochs_completed: int,
                synthetic: np.ndarray | None = None) -> None:
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}")
-        f = self.file
-        final = f.require_group("final")
-        for key, value in state.items():
-            if key in final:
-                del final[key]
-            final.create_dataset(key, data=value)
-        if synthetic is not None:
-            final.create_dataset("synthetic_images", data=synthetic.astype(np.float32))
-        f.attrs.update({"status": status, "message": message, "ended": _now(), "steps": steps,
-                        "epochs_completed": epochs_completed})
-        f.flush()
+        self._worker.sync()
+        with self._structure(swmr_after=False) as f:
+            final = f.require_group("final")
+            for key, value in state.items():
+                if key in final:
+                    del final[key]
+                final.create_dataset(key, data=value)
+            if synthetic is not None:
+                if "synthetic_images" in final:
+                    del final["synthetic_images"]
+                final.create_dataset("synthetic_images", data=synthetic.astype(np.float32))
+            f.attrs.update({"status": status, "message": message, "ended": _now(), "steps": steps,
+                            "epochs_completed": epochs_completed})
+            f.flush()
 
     def close(self) -> None:
+        """Finish the pending writes and close the file (an error of a pending write is dropped:
+        ``finish`` is where it is raised)."""
+        self._worker.stop()
         if self.file.id.valid:
             self.file.close()
+
+    # -- resuming --------------------------------------------------------------------------
+    @classmethod
+    def resume(cls, path, *, record_every: int, swmr: bool = False) -> tuple["Recorder", Checkpoint]:
+        """Reopen the run file at ``path`` to continue it from its last checkpoint.
+
+        Frames and metric evaluations after the checkpoint (a record cut short) are dropped, and
+        so is the frame an interruption recorded off the ``record_every`` cadence (the continued
+        run records the same frames as one never interrupted).  The status is set back to
+        ``running`` and the file left in SWMR mode if ``swmr``.  Raises
+        DataError if the file is not a run file, is still being written, ended otherwise than
+        interrupted, or has no checkpoint.
+        """
+        path = Path(path)
+        if not path.exists():
+            raise DataError(f"{path}: no such run file")
+        flags = status_flags(path)
+        if flags:
+            with h5py.File(path, "r", swmr=True) as f:
+                alive = writer_alive(f.attrs)
+                pid = f.attrs.get("writer_pid")
+            if alive is not False:
+                raise DataError(f"{path}: still open for writing by process {pid} "
+                                f"{'on this machine' if alive else 'on another machine'}; stop it before resuming")
+            clear_status_flags(path)
+        f = _open_for_append(path, {"libver": SWMR_LIBVER} if swmr else {})
+        self = cls.__new__(cls)
+        self.path, self.file, self.swmr = path, f, swmr
+        try:
+            checkpoint = self._prepare_resume(record_every)
+        except BaseException:
+            f.close()
+            raise
+        self._start_swmr()
+        self._worker = _Worker()
+        return self, checkpoint
+
+    def _prepare_resume(self, record_every: int) -> Checkpoint:
+        f, path = self.file, self.path
+        if f.attrs.get("format") != FORMAT:
+            raise DataError(f"{path}: not a plasticity-kit run file")
+        status = f.attrs["status"]
+        if status == "completed":
+            raise DataError(f"{path}: the run completed; nothing to resume")
+        if status == "diverged":
+            raise DataError(f"{path}: the run diverged ({f.attrs['message']}); resuming would diverge again")
+        if status == "running" and writer_alive(f.attrs):
+            raise DataError(f"{path}: still being written by process {f.attrs['writer_pid']}; stop it before resuming")
+        checkpoint = read_checkpoint(f)
+        if checkpoint is None:
+            raise DataError(f"{path}: no checkpoint to resume from (written by plasticity-kit "
+                            f"{f.attrs.get('plasticity_kit_version', '?')}, before checkpoints)")
+        t = f["trajectory"]
+        self.fields = [k for k in t if k not in dict(AXES)]
+        keep = checkpoint.frames
+        if min(t[k].shape[0] for k in t) < keep or t["step"][keep - 1] != checkpoint.position.step:
+            raise DataError(f"{path}: the trajectory does not match its checkpoint (step {checkpoint.position.step})")
+        if keep > 1 and checkpoint.position.step % record_every:
+            keep -= 1
+        for k in t:
+            t[k].resize(keep, axis=0)
+        for g in f.get("metrics", {}).values():
+            rows = int(np.searchsorted(g["step"][:], checkpoint.position.step, side="right"))
+            for k in g:
+                g[k].resize(rows, axis=0)
+        if "final" in f:
+            del f["final"]
+        resumed = np.append(f.attrs.get("resumed_at", np.zeros(0, np.int64)), checkpoint.position.step)
+        f.attrs.update({"status": "running", "message": "", "swmr": self.swmr, "resumed_at": resumed.astype(np.int64),
+                        **_writer_attrs()})
+        if "ended" in f.attrs:
+            del f.attrs["ended"]
+        f.flush()
+        self.n_frames = keep
+        self.last = (checkpoint.position.step, checkpoint.position.epoch)
+        return checkpoint
+
+    def metric_history(self) -> dict:
+        """The last recorded evaluation of every metric: name → (step, {key: value})."""
+        out = {}
+        for name, g in self.file.get("metrics", {}).items():
+            if g["step"].shape[0]:
+                out[name] = (int(g["step"][-1]), {k: g[k][-1] for k in g if k != "step"})
+        return out

@@ -3,6 +3,10 @@
 Seeds: ``schedule.seed`` feeds a :class:`numpy.random.SeedSequence` whose three children draw the
 data subset, the initial state and the shuffling, so the same spec and seed give the same
 trajectory.
+
+Resume (``execute(spec, resume=path)``): the run file's last checkpoint gives the full state,
+the shuffle generator's state and the position in the epoch, so the continued run records
+exactly the frames, metrics and final state of a run never interrupted.
 """
 from __future__ import annotations
 
@@ -13,8 +17,8 @@ import numpy as np
 
 from .errors import DataError, SpecError
 from .metrics.base import MetricContext, MetricUnavailable
-from .recording import Recorder
-from .scheduler import Outcome, Progress, steps_per_epoch, train
+from .recording import Recorder, open_for_reading
+from .scheduler import Outcome, Position, Progress, critical, steps_per_epoch, train
 from .spec import RunSpec
 
 
@@ -49,18 +53,87 @@ def default_record_every(total_steps: int) -> int:
     return max(1, total_steps // 100)
 
 
-def execute(spec: RunSpec, *, progress: bool | None = None, log=print) -> RunResult:
-    """Train the run described by ``spec``, write ``<output>/<name>/run.h5`` and the exports."""
+def execute(spec: RunSpec, *, progress: bool | None = None, log=print, resume=None) -> RunResult:
+    """Train the run described by ``spec``, write ``<output>/<name>/run.h5`` and the exports.
+
+    ``resume``: the run file of an interrupted run of the same spec, continued from its last
+    checkpoint and appended to (exports then go next to it).
+    """
     streams = seed_streams(spec.schedule["seed"])
     try:
         data = spec.dataset.load(streams["data"])
+    except SpecError as exc:
+        raise exc.with_source(spec.source) if exc.source is None else exc
+    if resume is not None:
+        path, out_dir = Path(resume), Path(resume).parent
+        check_resumable(spec, data, path)
+    else:
+        path, out_dir = spec.output_dir / "run.h5", spec.output_dir
+        if path.exists():
+            log(f"replacing {path}")
+    result = execute_data(spec, data, path=path, streams=streams, progress=progress, log=log,
+                          resume=resume is not None)
+    if result.outcome.status == "completed":
+        for exporter in spec.exporters:
+            result.outputs.extend(exporter.export(result, out_dir))
+    return result
+
+
+IGNORED_ON_RESUME = ("description", "output", "exporters")  # do not change the trajectory
+
+
+def _differences(a, b, key: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in list(a) + [k for k in b if k not in a]:
+            out += _differences(a.get(k), b.get(k), f"{key}.{k}" if key else str(k))
+        return out
+    return [] if a == b else [f"{key} is {a!r} there, {b!r} here"]
+
+
+def check_resumable(spec: RunSpec, data, path: Path) -> None:
+    """SpecError/DataError unless the run file at ``path`` was recorded from ``spec`` on ``data``."""
+    import yaml
+
+    from .spec import resolve
+
+    with open_for_reading(path) as f:
+        text = f["spec"][()]
+        attrs = dict(f["data"].attrs)
+        indices = f["data/indices"][:]
+    recorded = resolve(yaml.safe_load(text.decode() if isinstance(text, bytes) else text), f"{path}:spec").resolved
+    mine = spec.resolved
+    if mine["record"]["every"] is None:  # filled in from the data size, as it was in the file
+        mine = {**mine, "record": {**mine["record"], "every": recorded["record"]["every"]}}
+    diffs = _differences({k: v for k, v in recorded.items() if k not in IGNORED_ON_RESUME},
+                         {k: v for k, v in mine.items() if k not in IGNORED_ON_RESUME})
+    if diffs:
+        raise SpecError("--resume", f"{path} was recorded from another spec: " + "; ".join(diffs))
+    if attrs.get("checksum") != data.checksum or not np.array_equal(indices, np.asarray(data.indices)):
+        raise DataError(f"{path}: the data set differs from the one the run was recorded on "
+                        f"(checksum {attrs.get('checksum', '?')[:12]}…, now {data.checksum[:12]}…)")
+
+
+def execute_data(spec: RunSpec, data, *, path=None, state: dict | None = None, streams: dict | None = None,
+                 progress: bool | None = None, log=print, resume: bool = False) -> RunResult:
+    """Train ``spec``'s rule on ``data`` (a :class:`~plasticity_kit.datasets.base.Data`, e.g. the
+    arrays given to an estimator), recording the run to ``path`` (nothing is written when None).
+
+    ``state`` continues training from that state instead of a fresh one; ``streams`` are the
+    seeded generators (default ``seed_streams(schedule.seed)``).  Exporters are the caller's.
+    ``resume``: continue the interrupted run recorded at ``path`` from its last checkpoint
+    (see :func:`check_resumable`).
+    """
+    streams = streams if streams is not None else seed_streams(spec.schedule["seed"])
+    try:
         X = np.ascontiguousarray(data.X, dtype=spec.model.dtype)
         if X.ndim != 2 or X.shape[0] == 0:
             raise DataError(f"data set '{data.name}' gave no samples (shape {X.shape})")
         rule = spec.build_rule(X.shape[1])
     except SpecError as exc:  # problems only visible once data and sizes are known
         raise exc.with_source(spec.source) if exc.source is None else exc
-    state = rule.init_state(streams["init"])
+    if state is None:
+        state = rule.init_state(streams["init"])
 
     sched = spec.schedule
     total_steps = sched["epochs"] * steps_per_epoch(X.shape[0], sched["batch_size"])
@@ -68,16 +141,25 @@ def execute(spec: RunSpec, *, progress: bool | None = None, log=print) -> RunRes
         spec.record["every"] = default_record_every(total_steps)
     spec.resolved["record"]["every"] = spec.record["every"]
 
-    out_dir = spec.output_dir
-    path = out_dir / "run.h5"
-    if path.exists():
-        log(f"replacing {path}")
-    recorder = Recorder(
-        path, name=spec.name, spec_yaml=spec.to_yaml(), seed=sched["seed"],
-        seeds={name: f"SeedSequence({sched['seed']}).spawn({len(STREAMS)})[{i}]" for i, name in enumerate(STREAMS)},
-        data=data, state=state, fields=spec.record["fields"], compression=spec.record["compression"],
-    )
+    position = Position()
     final_metrics: dict = {}
+    if resume:
+        recorder, checkpoint = Recorder.resume(path, record_every=spec.record["every"], swmr=spec.record["swmr"])
+        try:
+            _restore(state, checkpoint.state, path)
+        except BaseException:
+            recorder.close()
+            raise
+        position = checkpoint.position
+        final_metrics.update(recorder.metric_history())
+        log(f"resuming {path} at step {position.step} (epoch {position.epoch}, batch {position.batch})")
+    else:
+        recorder = None if path is None else Recorder(
+            path, name=spec.name, spec_yaml=spec.to_yaml(), seed=sched["seed"],
+            seeds={name: f"SeedSequence({sched['seed']}).spawn({len(STREAMS)})[{i}]" for i, name in enumerate(STREAMS)},
+            data=data, state=state, fields=spec.record["fields"], compression=spec.record["compression"],
+            dtype=spec.record["dtype"], swmr=spec.record["swmr"],
+        )
     unavailable: set = set()
 
     def evaluate(metric, step, epoch):
@@ -90,7 +172,9 @@ def execute(spec: RunSpec, *, progress: bool | None = None, log=print) -> RunRes
             unavailable.add(metric.name)
             log(f"metric '{metric.name}' skipped: {exc}")
             return
-        recorder.record_metric(metric.name, step, values)
+        if recorder is not None:
+            with critical():
+                recorder.record_metric(metric.name, step, values)
         final_metrics[metric.name] = (step, values)
 
     periodic = [(every, lambda step, epoch, _s, m=metric: evaluate(m, step, epoch))
@@ -98,28 +182,40 @@ def execute(spec: RunSpec, *, progress: bool | None = None, log=print) -> RunRes
     try:
         outcome = train(
             rule, state, X, epochs=sched["epochs"], batch_size=sched["batch_size"], shuffle=sched["shuffle"],
-            rng=streams["shuffle"], record_every=spec.record["every"], on_record=recorder.record,
-            periodic=periodic, progress=Progress(sched["epochs"], enabled=progress),
+            rng=streams["shuffle"], record_every=spec.record["every"],
+            on_record=None if recorder is None else (
+                lambda step, epoch, elapsed, st: recorder.record(step, epoch, elapsed, st, position=position)),
+            periodic=periodic, progress=Progress(sched["epochs"], enabled=progress), position=position,
         )
         if outcome.status == "completed":
             for metric, _ in spec.metrics:
                 if final_metrics.get(metric.name, (None,))[0] != outcome.steps:
                     evaluate(metric, outcome.steps, outcome.epochs_completed)
-        synthetic = rule.synthesize(state) if outcome.status != "diverged" else None
-        recorder.finish(outcome.status, outcome.message, state, steps=outcome.steps,
-                        epochs_completed=outcome.epochs_completed, synthetic=synthetic)
+        if recorder is not None:
+            synthetic = rule.synthesize(state) if outcome.status != "diverged" else None
+            with critical(reraise=False):
+                recorder.finish(outcome.status, outcome.message, state, steps=outcome.steps,
+                                epochs_completed=outcome.epochs_completed, synthetic=synthetic)
     except BaseException as exc:
-        if recorder.file.id.valid:
-            recorder.finish("interrupted", f"stopped by {type(exc).__name__}: {exc}", state,
-                            steps=int(recorder.file.attrs["steps"]),
-                            epochs_completed=int(recorder.file.attrs["epochs_completed"]))
+        if recorder is not None and recorder.file.id.valid:
+            with critical(reraise=False):
+                recorder.finish("interrupted", f"stopped by {type(exc).__name__}: {exc}", state,
+                                steps=recorder.last[0], epochs_completed=recorder.last[1])
         raise
     finally:
-        recorder.close()
+        if recorder is not None:
+            recorder.close()
 
-    result = RunResult(spec=spec, rule=rule, data=data, state=state, outcome=outcome, path=path,
-                       metrics={name: values for name, (_, values) in final_metrics.items()})
-    if outcome.status == "completed":
-        for exporter in spec.exporters:
-            result.outputs.extend(exporter.export(result, out_dir))
-    return result
+    return RunResult(spec=spec, rule=rule, data=data, state=state, outcome=outcome, path=path,
+                     metrics={name: values for name, (_, values) in final_metrics.items()})
+
+
+def _restore(state: dict, saved: dict, path) -> None:
+    """Overwrite a fresh ``state`` with the checkpoint's arrays (same keys, shapes and dtypes)."""
+    if set(saved) != set(state):
+        raise DataError(f"{path}: the checkpoint holds state arrays {sorted(saved)}, the rule makes {sorted(state)}")
+    for key, value in saved.items():
+        if value.shape != state[key].shape or value.dtype != state[key].dtype:
+            raise DataError(f"{path}: checkpoint array '{key}' is {value.dtype}{list(value.shape)}, "
+                            f"the rule makes {state[key].dtype}{list(state[key].shape)}")
+        state[key][...] = value

@@ -41,6 +41,10 @@ RECORD = Schema(
     Option("fields", "any", None, "state arrays recorded over time (default: the rule's)", nullable=True),
     Option("every", "integer", None, "record every N steps (default: about 100 frames per run)", low=1, nullable=True),
     Option("compression", "choice", "gzip", "HDF5 compression of recorded fields", choices=("none", "gzip", "lzf")),
+    Option("dtype", "choice", None, "floating type the recorded fields are stored as (default: the state's); "
+           "float16 halves the file", choices=("float16", "float32", "float64"), nullable=True),
+    Option("swmr", "bool", False, "write the run file in HDF5 SWMR mode, so that readers (plasticity-kit watch) "
+           "see a consistent file while it is written"),
 )
 EVERY = Option("every", "integer", None, "also compute every N steps (default: only at the end)", low=1, nullable=True)
 OUTPUT = Schema(Option("dir", "string", "runs", "the run is written to <dir>/<name>/"))
@@ -65,6 +69,7 @@ class RunSpec:
 
     def build_rule(self, n_inputs: int) -> Rule:
         self.model.n_inputs = n_inputs
+        self.model.epochs = self.schedule["epochs"]
         return self.rule_class(self.model)
 
     def to_yaml(self) -> str:

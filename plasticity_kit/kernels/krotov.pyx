@@ -23,7 +23,7 @@ of the same equations are ``plasticity_kit.rules.krotov_hopfield.reference_step`
 ``plasticity_kit.rules.krotov_hopfield_dynamics.reference_step``.
 """
 from cython.parallel cimport prange
-from libc.math cimport pow, fabs
+from libc.math cimport pow, powf, fabs
 from libc.stdlib cimport malloc, calloc, free
 cimport openmp
 
@@ -32,30 +32,36 @@ from plasticity_kit.kernels.blas cimport gemm_rm, floating
 
 cdef void powered_weights(const floating* W, floating* out, Py_ssize_t N, Py_ssize_t D, double p,
                           int nt) noexcept nogil:
-    """out = sign(W)·|W|^(p−1), exactly as numpy computes it for p − 1 = 2 (|w|·|w|)."""
+    """out = sign(W)·|W|^(p−1); a whole exponent by repeated products (|w|·|w| for p = 3, as numpy)."""
     cdef Py_ssize_t i, j
-    cdef floating w, a
+    cdef int q
+    cdef floating w, a, b
     cdef double e = p - 1.0
-    cdef int m, q
-    cdef bint whole = e == <double> (<int> e) and e >= 1.0 and e <= 16.0
-    m = <int> e
+    cdef int m = <int> e
+    cdef bint whole = e == <double> m and m >= 1 and m <= 16
+    if m == 2 and whole:
+        for i in prange(N, num_threads=nt, schedule="static"):
+            for j in range(D):
+                w = W[i * D + j]
+                out[i * D + j] = w * fabs(w)
+        return
     for i in prange(N, num_threads=nt, schedule="static"):
         for j in range(D):
             w = W[i * D + j]
-            a = w if w >= 0 else -w
+            a = fabs(w)
             if whole:
-                a = a if m == 1 else a * a if m == 2 else a
-                if m > 2:
-                    a = w if w >= 0 else -w
-                    for q in range(m - 1):
-                        a = a * (w if w >= 0 else -w)
+                b = a
+                for q in range(m - 1):
+                    b = b * a
+            elif floating is float:
+                b = powf(a, <float> e)
             else:
-                a = <floating> pow(<double> a, e)
-            out[i * D + j] = a if w > 0 else (-a if w < 0 else 0)
+                b = pow(a, e)
+            out[i * D + j] = b if w > 0 else (-b if w < 0 else 0)
 
 
-cdef int currents(const floating* W, const floating* X, floating* I, floating** Wp_out, Py_ssize_t N,
-                  Py_ssize_t D, Py_ssize_t B, double p, int nt) noexcept nogil:
+cdef int currents(const floating* W, const floating* X, floating* I, Py_ssize_t N, Py_ssize_t D,
+                  Py_ssize_t B, double p, int nt) noexcept nogil:
     """I (B × N) = X · (sign(W)|W|^(p−1))ᵀ.  Returns −1 when memory runs out."""
     cdef floating* Wp = <floating*> W
     if p != 2.0:
@@ -169,7 +175,7 @@ cdef void rank_sample(const floating* I, Py_ssize_t N, int k, int* idx, floating
     kth[0] = idx[k - 1]
 
 
-def _threads(int num_threads):
+cdef int _threads(int num_threads) noexcept:
     return num_threads if num_threads > 0 else openmp.omp_get_max_threads()
 
 
@@ -203,7 +209,7 @@ def ranking_step(floating[:, ::1] W, const floating[:, ::1] X, double eps, doubl
         status = -1
     else:
         with nogil:
-            status = currents(&W[0, 0], &X[0, 0], I, NULL, N, D, B, p, nt)
+            status = currents(&W[0, 0], &X[0, 0], I, N, D, B, p, nt)
             if status == 0:
                 for b in prange(B, num_threads=nt, schedule="static"):
                     rank_sample(I + b * N, N, k, idx + b * k, val + b * k, e_unit + 2 * b, e_unit + 2 * b + 1)
@@ -277,9 +283,10 @@ def relax(const floating[:, ::1] I, double w_inh, double dt, int max_steps, doub
         raise ValueError("steps_out must have one entry per sample")
     cdef int nt = _threads(num_threads)
     cdef int s, failed = 0
+    cdef bint keep = steps_out is not None
     for b in prange(B, num_threads=nt, schedule="dynamic", nogil=True):
         s = relax_sample(&I[b, 0], &h_out[b, 0], N, w_inh, dt, max_steps, tol)
-        if steps_out is not None:
+        if keep:
             steps_out[b] = s
         if s < 0:
             failed += 1
@@ -314,7 +321,7 @@ def dynamics_step(floating[:, ::1] W, const floating[:, ::1] X, double eps, doub
         status = -1
     else:
         with nogil:
-            status = currents(&W[0, 0], &X[0, 0], I, NULL, N, D, B, p, nt)
+            status = currents(&W[0, 0], &X[0, 0], I, N, D, B, p, nt)
             if status == 0:
                 for b in prange(B, num_threads=nt, schedule="dynamic"):
                     s = relax_sample(I + b * N, h + b * N, N, w_inh, dt, max_steps, tol)

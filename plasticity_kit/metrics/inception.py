@@ -15,7 +15,6 @@ says where to put the file.
 from __future__ import annotations
 
 import glob
-import importlib
 import importlib.util
 import os
 import sys
@@ -42,7 +41,7 @@ def _declare_torchvision_ops_if_unloadable(torch) -> None:
     missing operator schemas are declared.  When ``_C`` loads (matching builds) nothing happens.
     """
     spec = importlib.util.find_spec("torchvision")
-    if spec is None or not spec.submodule_search_locations:
+    if hasattr(_declare_torchvision_ops_if_unloadable, "library") or spec is None or not spec.submodule_search_locations:
         return
     libs = [p for d in spec.submodule_search_locations for p in glob.glob(os.path.join(d, "_C.*"))
             if p.endswith((".so", ".pyd", ".dylib"))]
@@ -69,20 +68,14 @@ def load_pytorch_fid():
         _declare_torchvision_ops_if_unloadable(torch)
     try:
         from pytorch_fid import inception
-    except ImportError as exc:
-        raise MetricUnavailable(f"pytorch-fid cannot be imported ({exc}); {INSTALL_HINT}") from None
+    except (ImportError, RuntimeError, OSError) as exc:  # missing, or a torchvision that does not fit torch
+        raise MetricUnavailable(f"pytorch-fid cannot be imported ({type(exc).__name__}: {exc}); {INSTALL_HINT}") from None
     return torch, inception
 
 
 def hub_weights_path(torch) -> str:
     """Where torch hub caches (and looks for) the FID Inception weights."""
     return os.path.join(torch.hub.get_dir(), "checkpoints", WEIGHTS_FILE)
-
-
-def weights_path(weights: str | None = None) -> str:
-    """The weights file that will be used: ``weights`` if given, else torch hub's cache entry."""
-    torch, _ = load_pytorch_fid()
-    return weights if weights else hub_weights_path(torch)
 
 
 def _missing_weights(torch, why: str) -> MetricUnavailable:

@@ -10,7 +10,7 @@ A rule is a class registered through the ``register_rules`` hook.  It declares:
   recorded when the spec does not say.
 
 and implements ``init_state(rng)``, ``step(state, batch)``, ``transform(state, x)`` and, where
-weights are images, ``synthesize(state)``.  The state is a plain ``dict`` of numpy arrays (nested
+weights are images, ``synthesize(state)``; ``end_epoch(state, epoch)`` runs after every epoch.  The state is a plain ``dict`` of numpy arrays (nested
 names such as ``optimizer/m`` allowed) so that the recorder, replay and resume treat every rule
 alike.
 """
@@ -21,7 +21,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..options import Schema
+from ..errors import SpecError
+from ..initializers import symmetric_orthogonalization
+from ..options import Option, Schema
 
 COMPONENTS = ("activation", "interaction", "optimizer", "initializer")
 
@@ -38,6 +40,14 @@ class Model:
     interaction: Any = None
     optimizer: Any = None
     initializer: Any = None
+    epochs: int | None = None  # the run's schedule.epochs (set by RunSpec.build_rule), for learning-rate schedules
+
+
+ORTHOGONALIZE = Option(
+    "orthogonalize", "bool", False,
+    "symmetric orthogonalisation W ← (WWᵀ)^(-1/2)W of the initial weights and after every epoch "
+    "(neurons are pushed to select different patterns; needs n_neurons ≤ n_inputs)")
+"""The option a rule adds to its schema to offer orthogonalisation (handled by :class:`Rule`)."""
 
 
 class Rule:
@@ -54,15 +64,33 @@ class Rule:
         self.model = model
         self.params = model.params
         self.dtype = np.dtype(model.dtype)
+        if self.params.get("orthogonalize") and model.n_neurons > model.n_inputs:
+            raise SpecError("model.rule.params.orthogonalize",
+                            f"needs at most as many neurons as inputs (model.n_neurons = {model.n_neurons}, "
+                            f"{model.n_inputs} inputs): more rows than columns cannot be orthonormal")
 
     def init_state(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        """Fresh state: at least ``weights`` (n_neurons × n_inputs) drawn by the initializer."""
+        """Fresh state: at least ``weights`` (n_neurons × n_inputs) drawn by the initializer
+        (then orthogonalised when the rule's ``orthogonalize`` option is on)."""
         m = self.model
-        return {"weights": np.ascontiguousarray(m.initializer(rng, (m.n_neurons, m.n_inputs), self.dtype))}
+        weights = m.initializer(rng, (m.n_neurons, m.n_inputs), self.dtype)
+        if self.params.get("orthogonalize"):
+            weights = symmetric_orthogonalization(weights)
+        return {"weights": np.ascontiguousarray(weights, dtype=self.dtype)}
 
     def step(self, state: dict[str, np.ndarray], batch: np.ndarray) -> None:
         """Apply the rule to one mini-batch (B × n_inputs), updating ``state`` in place."""
         raise NotImplementedError
+
+    def end_epoch(self, state: dict[str, np.ndarray], epoch: int) -> None:
+        """Called by the scheduler after the last step of every epoch (``epoch`` = epochs completed).
+
+        Default: nothing, unless the rule's ``orthogonalize`` option (:data:`ORTHOGONALIZE`) is on:
+        then W ← (WWᵀ)^(-1/2)W in place (the re-orthogonalisation of the Nico-Curti/plasticity
+        library, so that no neuron is privileged).
+        """
+        if self.params.get("orthogonalize"):
+            state["weights"][...] = symmetric_orthogonalization(state["weights"])
 
     def transform(self, state: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
         """Responses of the neurons to inputs ``x`` (n × n_inputs) → (n × n_neurons)."""

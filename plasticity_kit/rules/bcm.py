@@ -11,6 +11,8 @@ Law & Cooper 1994 (BCM with the moving threshold) and Castellani, Intrator, Shou
     W ← optimizer(W, ΔW)
 
 θ* is floored at ``epsilon`` in the division so a silent neuron does not divide by zero.
+With ``orthogonalize: true`` the weights start orthonormal and are re-orthogonalised,
+W ← (WWᵀ)^(-1/2)W, after every epoch (see :meth:`Rule.end_epoch`).
 ``reference_step`` is the plain-numpy version of these equations; the rule runs the Cython
 kernel ``plasticity_kit.kernels.bcm.bcm_step`` whenever its activation and optimizer have kernel
 codes (all built-ins do) and falls back to the reference otherwise.
@@ -21,7 +23,7 @@ import numpy as np
 
 from ..interactions import interaction_factor
 from ..options import Option, Schema
-from .base import Model, Rule
+from .base import ORTHOGONALIZE, Model, Rule
 
 OVERFLOW = 1e30
 
@@ -64,6 +66,7 @@ class BCM(Rule):
                choices=("moving_average", "batch")),
         Option("theta_init", "number", 0.0, "initial θ of every neuron", low=0),
         Option("epsilon", "number", 1e-8, "floor on θ in the division y(y−θ)/θ", low=0, low_open=True),
+        ORTHOGONALIZE,
     )
     fields = {
         "weights": "synaptic weights W, shape (n_neurons, n_inputs)",

@@ -1,0 +1,135 @@
+"""Receptive fields evolving over training, as an animated colormap (GIF, or MP4 with ffmpeg).
+
+Each frame tiles every neuron's recorded weights, reshaped to the data's images, scaled per
+neuron by its largest magnitude (w / max|w| in [−1, 1], diverging colormap: red excitatory,
+blue inhibitory), as the receptive-field movies of the plasticity library's MNIST examples
+(Curti et al. 2023).  Colour images are shown in colour, min–max scaled per neuron.  Frames are
+read from the run file one at a time (:meth:`plasticity_kit.replay.Trajectory.frames`).
+"""
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import SpecError
+from ..options import Option, Schema
+from .base import Exporter
+
+FORMATS = (".gif", ".mp4")
+
+
+def mosaic(weights: np.ndarray, image_shape: tuple, columns: int | None = None) -> np.ndarray:
+    """Tile ``weights`` (n_neurons, prod(image_shape)) into one image with a 1-pixel gap (NaN).
+
+    Grey images: each tile is w / max|w| (in [−1, 1]); colour (H, W, 3) images: min–max per tile.
+    """
+    w = np.asarray(weights, dtype=np.float64)
+    n = w.shape[0]
+    size = int(np.prod(image_shape))
+    if w.ndim != 2 or w.shape[1] != size:
+        raise ValueError(f"expected weights of shape (neurons, {size}) to tile as {tuple(image_shape)} images, "
+                         f"got {w.shape}")
+    cols = columns or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    h, wd = image_shape[:2]
+    colour = len(image_shape) == 3
+    gap = 1.0 if colour else np.nan  # white between colour tiles; NaN shows as the colormap's "bad"
+    out = np.full((rows * (h + 1) - 1, cols * (wd + 1) - 1) + ((image_shape[2],) if colour else ()), gap)
+    for i in range(n):
+        tile = w[i].reshape(image_shape)
+        if colour:
+            lo, span = tile.min(), np.ptp(tile)
+            tile = (tile - lo) / span if span > 0 else np.full_like(tile, 0.5)
+        else:
+            peak = np.abs(tile).max()
+            tile = tile / peak if peak > 0 else tile
+        r, c = divmod(i, cols)
+        out[r * (h + 1):r * (h + 1) + h, c * (wd + 1):c * (wd + 1) + wd] = tile
+    return out
+
+
+def writer_for(path: Path, fps: float, key: str = "--animate"):
+    """A matplotlib movie writer for ``path``: Pillow for .gif, ffmpeg for .mp4 (SpecError without it)."""
+    from matplotlib import animation
+
+    suffix = path.suffix.lower()
+    if suffix == ".gif":
+        return animation.PillowWriter(fps=fps)
+    if suffix == ".mp4":
+        if shutil.which("ffmpeg") is None or not animation.FFMpegWriter.isAvailable():
+            raise SpecError(key, f"writing {path.name} needs ffmpeg, which is not on PATH; "
+                                 f"install ffmpeg or write a .gif instead")
+        return animation.FFMpegWriter(fps=fps, codec="libx264", extra_args=["-pix_fmt", "yuv420p"])
+    raise SpecError(key, f"expected a file name ending in {' or '.join(FORMATS)}, got {path.name!r}")
+
+
+def animate(trajectory, path, *, field: str = "weights", every: int = 1, fps: float = 10.0,
+            cmap: str = "bwr", columns: int | None = None, scale: float = 1.5, key: str = "--animate") -> tuple[Path, int]:
+    """Write the animation of ``field`` over the recorded frames (every ``every``-th, the last
+    always included) to ``path``; returns (path, number of frames written)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    writer = writer_for(path, fps, key)
+    if cmap not in matplotlib.colormaps:
+        raise SpecError("--cmap", f"unknown matplotlib colormap {cmap!r} (e.g. bwr, RdBu_r, viridis, gray)")
+    shape = trajectory.image_shape
+    if field not in trajectory:
+        raise SpecError("--field", f"{trajectory.path} has no recorded field {field!r}; "
+                                   f"recorded: {', '.join(trajectory.fields)}")
+    frame_shape = trajectory[field].shape[1:]
+    if not shape or len(frame_shape) != 2 or frame_shape[1] != int(np.prod(shape)):
+        raise SpecError("--field", f"field {field!r} has frames of shape {frame_shape}, not one "
+                                   f"{'x'.join(map(str, shape)) if shape else '?'} image per neuron")
+    if len(trajectory) == 0:
+        raise SpecError("--animate", f"{trajectory.path} has no recorded frame yet")
+    first = mosaic(trajectory[field][0], shape, columns)
+    dpi, band = 100, 30  # title band in pixels; even sizes for the yuv420p of MP4
+    width_px = 2 * math.ceil(first.shape[1] * scale / 2)
+    height_px = 2 * math.ceil(first.shape[0] * scale / 2)
+    fig = plt.figure(figsize=(width_px / dpi, (height_px + band) / dpi), dpi=dpi)
+    ax = fig.add_axes((0, 0, 1, height_px / (height_px + band)))
+    ax.axis("off")
+    colormap = matplotlib.colormaps[cmap].with_extremes(bad="white")
+    image = ax.imshow(first, cmap=colormap, vmin=-1.0, vmax=1.0, interpolation="nearest")
+    title = fig.text(0.5, 0.995, "", ha="center", va="top", fontsize=9)
+    epochs = trajectory.epochs
+    steps = trajectory.steps
+    index = {int(s): i for i, s in enumerate(steps)}
+    n = 0
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with writer.saving(fig, str(path), dpi=dpi):
+        for step, weights in trajectory.frames(field, every=every):
+            image.set_data(mosaic(weights, shape, columns))
+            title.set_text(f"{trajectory.attrs.get('name', '')}: {field}, step {step}, epoch {epochs[index[step]]}")
+            writer.grab_frame()
+            n += 1
+    plt.close(fig)
+    return path, n
+
+
+class Animation(Exporter):
+    """Receptive fields over training as an animated colormap → ``<run>/receptive_fields.gif`` (or .mp4)."""
+
+    name = "animation"
+    options = Schema(
+        Option("filename", "string", "receptive_fields.gif", "file name inside the run folder (.gif, or .mp4 with ffmpeg)"),
+        Option("field", "string", "weights", "recorded field to animate (one image per neuron)"),
+        Option("every", "integer", 1, "use every N-th recorded frame", low=1),
+        Option("fps", "number", 10.0, "frames per second", low=0, low_open=True),
+        Option("cmap", "string", "bwr", "matplotlib colormap"),
+    )
+
+    def export(self, result, out_dir):
+        from ..replay import Trajectory
+
+        with Trajectory(result.path) as t:
+            path, _ = animate(t, Path(out_dir) / self.filename, field=self.field, every=self.every, fps=self.fps,
+                              cmap=self.cmap, key="exporters.animation.params.filename")
+        return [path]

@@ -1,0 +1,53 @@
+"""Synthetic images of a run: each neuron's weights as an image (Rondini 2023, §1).
+
+``rule.synthesize(state)`` maps every neuron's weight vector to grey levels in [0, 1] (BCM:
+min–max per neuron); reshaped with the data set's ``image_shape`` each row is one synthetic
+image.  With the binocular (B) interaction and an odd number of neurons N, the middle neuron
+m = N // 2 is coupled to every other neuron and learns an "average" face; the reference study
+scores that one image per training run (64 runs → 64 images), so it is exposed separately.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .base import MetricUnavailable
+
+NEURONS = ("all", "middle")
+
+
+def middle_neuron(rule) -> int | None:
+    """Index N // 2 of the binocular interaction's middle neuron (odd N), else None."""
+    model = getattr(rule, "model", None)
+    interaction = getattr(model, "interaction", None)
+    n = getattr(model, "n_neurons", 0)
+    if getattr(interaction, "name", None) == "binocular" and n % 2 == 1:
+        return n // 2
+    return None
+
+
+def as_images(X: np.ndarray, image_shape) -> np.ndarray:
+    """Rows of ``X`` (n, D) as images (n, *image_shape)."""
+    if not image_shape:
+        raise MetricUnavailable("the data set does not say how its rows reshape into images (no image_shape)")
+    X = np.asarray(X)
+    return X.reshape((X.shape[0],) + tuple(int(s) for s in image_shape))
+
+
+def synthetic_images(rule, state: dict, image_shape, neurons: str = "all") -> np.ndarray:
+    """The run's synthetic images (n, *image_shape) in [0, 1].
+
+    ``neurons``: ``all`` — one image per neuron; ``middle`` — only the binocular middle neuron.
+    """
+    weights_as_images = rule.synthesize(state)
+    if weights_as_images is None:
+        raise MetricUnavailable(f"rule '{rule.name}' does not map its weights to images (synthesize gives None)")
+    rows = np.arange(weights_as_images.shape[0])
+    if neurons == "middle":
+        m = middle_neuron(rule)
+        if m is None:
+            raise MetricUnavailable("params.neurons: 'middle' needs the binocular interaction and an odd "
+                                    "number of neurons")
+        rows = rows[m:m + 1]
+    elif neurons != "all":
+        raise ValueError(f"neurons must be one of {NEURONS}, got {neurons!r}")
+    return as_images(np.clip(weights_as_images[rows], 0.0, 1.0), image_shape)

@@ -1,0 +1,289 @@
+"""Read a recorded run: :class:`Trajectory` (``plasticity_kit.open(path)``).
+
+A lazy h5py-backed view of one run file (the contract is in :mod:`plasticity_kit.recording`):
+nothing but the small axes is read until asked, ``t[field]`` slices read only the frames asked
+for, and :meth:`Trajectory.frames` holds one frame at a time, so a file of any size is iterated
+in the memory of one frame.  It opens complete, interrupted and killed files, and files still
+being written (see :func:`~plasticity_kit.recording.open_for_reading`; call
+:meth:`Trajectory.refresh` to see new frames)::
+
+    import plasticity_kit as pk
+    with pk.open("runs/olivetti/run.h5") as t:
+        theta = t["theta"][:]                      # (frames, neurons)
+        state = t.at(t.steps[-1])                  # a state the rule accepts
+        Y = state.transform(X)                     # = t.rule.transform(state, X)
+        for step, W in t.frames("weights", every=10):
+            ...
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from .errors import DataError, SpecError
+from .recording import AXES, FORMAT, open_for_reading, read_checkpoint, writer_alive
+
+
+class State(dict):
+    """A rule state rebuilt from a run file at one recorded step: ``{field: array}`` with the
+    recorded fields (cast to the model's dtype) — every state array when the file holds the full
+    state of that step (the end of the run or the last checkpoint).  ``transform(x)`` and
+    ``synthesize()`` call the run's rule on it."""
+
+    def __init__(self, arrays: dict, *, rule, step: int, epoch: int, time: float):
+        super().__init__(arrays)
+        self.rule, self.step, self.epoch, self.time = rule, step, epoch, time
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        """Responses of the neurons to inputs ``x`` (n × n_inputs) → (n × n_neurons)."""
+        return self.rule.transform(self, x)
+
+    def synthesize(self) -> np.ndarray | None:
+        """Each neuron's weights as grey levels in [0, 1] (the rule's ``synthesize``)."""
+        return self.rule.synthesize(self)
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}: {v.shape}" for k, v in self.items())
+        return f"State(step {self.step}, epoch {self.epoch}; {fields})"
+
+
+class Field:
+    """A recorded field, read lazily: ``f[i]``, ``f[a:b]``, ``len(f)``, ``f.shape`` (frames first).
+    It always reads the file's current handle, so it stays valid across :meth:`Trajectory.refresh`."""
+
+    def __init__(self, trajectory: "Trajectory", name: str):
+        self._t, self.name = trajectory, name
+
+    @property
+    def dataset(self):
+        return self._t.file["trajectory"][self.name]
+
+    @property
+    def shape(self) -> tuple:
+        return (len(self),) + self.dataset.shape[1:]
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.dataset.dtype
+
+    def __len__(self) -> int:
+        return len(self._t)
+
+    def __getitem__(self, index):
+        n = len(self)
+        if isinstance(index, tuple):
+            first, rest = index[0], index[1:]
+        else:
+            first, rest = index, ()
+        if isinstance(first, slice):
+            first = slice(*first.indices(n))
+        elif isinstance(first, (int, np.integer)):
+            if not -n <= first < n:
+                raise IndexError(f"frame {first} out of range: {n} frames")
+            first = int(first) % n
+        return self.dataset[(first,) + rest]
+
+    def __array__(self, dtype=None, copy=None):
+        a = self[:]
+        return a if dtype is None else a.astype(dtype)
+
+    def __repr__(self) -> str:
+        return f"<Field {self.name!r} {self.shape} {self.dtype}>"
+
+
+class Trajectory:
+    """A run file opened for reading (also a context manager)."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.file = open_for_reading(self.path)
+        if self.file.attrs.get("format") != FORMAT:
+            self.file.close()
+            raise DataError(f"{self.path}: not a plasticity-kit run file (no format = {FORMAT!r} attribute)")
+        self._rule = None
+
+    # -- file ------------------------------------------------------------------------------
+    def close(self) -> None:
+        if self.file.id.valid:
+            self.file.close()
+
+    def __enter__(self) -> "Trajectory":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def refresh(self) -> "Trajectory":
+        """See what a live writer added since opening (reopens the file; :class:`Field` objects stay valid)."""
+        self.close()
+        self.file = open_for_reading(self.path)
+        return self
+
+    @property
+    def live(self) -> bool:
+        """True while the file says ``running`` and its writer process is (or may be) alive."""
+        return self.status == "running" and writer_alive(self.file.attrs) is not False
+
+    def __repr__(self) -> str:
+        return f"<Trajectory {str(self.path)!r}: {self.status}, {len(self)} frames of {', '.join(self.fields)}>"
+
+    # -- what the run was ------------------------------------------------------------------
+    @property
+    def attrs(self) -> dict:
+        return dict(self.file.attrs)
+
+    @property
+    def status(self) -> str:
+        return str(self.file.attrs["status"])
+
+    @property
+    def message(self) -> str:
+        return str(self.file.attrs.get("message", ""))
+
+    @property
+    def spec_text(self) -> str:
+        text = self.file["spec"][()]
+        return text.decode() if isinstance(text, bytes) else str(text)
+
+    @property
+    def spec(self) -> dict:
+        """The fully resolved spec of the run, as a mapping."""
+        return yaml.safe_load(self.spec_text)
+
+    @property
+    def data_info(self) -> dict:
+        """The ``data`` group's attributes (name, source, checksum, n_samples, n_inputs, image_shape)."""
+        return dict(self.file["data"].attrs)
+
+    @property
+    def image_shape(self) -> tuple | None:
+        shape = tuple(int(s) for s in self.file["data"].attrs.get("image_shape", ()))
+        return shape or None
+
+    @property
+    def rule(self):
+        """The run's rule, rebuilt from the recorded spec (the rule plugin must be installed)."""
+        if self._rule is None:
+            from .spec import resolve
+
+            try:
+                spec = resolve(self.spec, f"{self.path}:spec")
+            except SpecError as exc:
+                raise DataError(f"cannot rebuild the rule of {self.path} from its recorded spec: {exc}") from None
+            self._rule = spec.build_rule(int(self.file["data"].attrs["n_inputs"]))
+        return self._rule
+
+    # -- frames ----------------------------------------------------------------------------
+    @property
+    def fields(self) -> list[str]:
+        axes = {name for name, _ in AXES}
+        return [k for k in self.file["trajectory"] if k not in axes]
+
+    def __len__(self) -> int:
+        """Number of complete frames (a live writer may be halfway through the next one)."""
+        t = self.file["trajectory"]
+        return min(t[k].shape[0] for k in t)
+
+    def _axis(self, name: str) -> np.ndarray:
+        return self.file["trajectory"][name][: len(self)]
+
+    @property
+    def steps(self) -> np.ndarray:
+        """Training step of every frame."""
+        return self._axis("step")
+
+    @property
+    def epochs(self) -> np.ndarray:
+        """Completed epochs at every frame."""
+        return self._axis("epoch")
+
+    @property
+    def times(self) -> np.ndarray:
+        """Seconds of training at every frame."""
+        return self._axis("time")
+
+    def __getitem__(self, field: str) -> Field:
+        if field not in self.fields:
+            raise KeyError(f"{self.path}: no recorded field {field!r}; recorded: {', '.join(self.fields)}")
+        return Field(self, field)
+
+    def __contains__(self, field: str) -> bool:
+        return field in self.fields
+
+    def index(self, step: int) -> int:
+        """Frame number of training step ``step``; DataError naming the nearest recorded steps if none."""
+        steps = self.steps
+        i = int(np.searchsorted(steps, step))
+        if i < len(steps) and steps[i] == step:
+            return i
+        near = sorted({int(steps[j]) for j in (i - 1, i) if 0 <= j < len(steps)})
+        hint = f"nearest recorded: {', '.join(map(str, near))}" if near else "no frame recorded yet"
+        raise DataError(f"{self.path}: step {step} was not recorded ({hint})")
+
+    def at(self, step: int) -> State:
+        """The state at recorded training step ``step``, usable by the rule (``t.rule.transform(state, x)``
+        or ``state.transform(x)``)."""
+        i = self.index(step)
+        rule = self.rule
+        arrays = {name: np.ascontiguousarray(self.file["trajectory"][name][i]) for name in self.fields}
+        arrays = {k: v.astype(rule.dtype) if v.dtype.kind == "f" else v for k, v in arrays.items()}
+        full = self._full_state(step)
+        if full is not None:
+            arrays = {**full, **{k: v for k, v in arrays.items() if k not in full}}
+        return State(arrays, rule=rule, step=int(step), epoch=int(self.epochs[i]), time=float(self.times[i]))
+
+    def _full_state(self, step: int) -> dict | None:
+        """Every state array at ``step`` if the file holds them: the end of the run or the last checkpoint."""
+        f = self.file
+        if "final" in f and self.status != "running" and int(f.attrs.get("steps", -1)) == step:
+            final = {k: v for k, v in self.final.items() if k != "synthetic_images"}
+            return {k: np.asarray(v) for k, v in final.items()}
+        checkpoint = read_checkpoint(f, with_state=False)
+        if checkpoint is not None and checkpoint.position.step == step:
+            return read_checkpoint(f).state
+        return None
+
+    def frames(self, field: str, every: int = 1, start: int = 0):
+        """Iterate ``(step, array)`` over every ``every``-th frame of ``field`` from frame ``start``,
+        reading one frame at a time (the last frame is always included)."""
+        if every < 1:
+            raise ValueError(f"every must be >= 1, got {every}")
+        ds = self[field]
+        n = len(self)
+        steps = self.steps
+        indices = list(range(start, n, every))
+        if n and indices and indices[-1] != n - 1:
+            indices.append(n - 1)
+        for i in indices:
+            yield int(steps[i]), ds[i]
+
+    # -- metrics and end state ---------------------------------------------------------------
+    @property
+    def metrics(self) -> dict[str, dict[str, np.ndarray]]:
+        """``{metric: {"step": steps, value_name: values}}`` for every metric recorded over time."""
+        out = {}
+        for name, g in self.file.get("metrics", {}).items():
+            n = min(g[k].shape[0] for k in g)
+            out[name] = {k: g[k][:n] for k in g}
+        return out
+
+    @property
+    def final(self) -> dict[str, np.ndarray]:
+        """The ``final/`` group (every state array at the end, synthetic images), empty while running."""
+        out = {}
+        if "final" in self.file:
+            self.file["final"].visititems(lambda k, o: out.__setitem__(k, o[()]) if hasattr(o, "shape") else None)
+        return out
+
+    def total_steps(self) -> int:
+        """Steps the spec asks for: epochs × ⌈n_samples / batch_size⌉."""
+        sched = self.spec["schedule"]
+        n = int(self.file["data"].attrs["n_samples"])
+        return int(sched["epochs"]) * -(-n // int(sched["batch_size"]))
+
+
+def open(path) -> Trajectory:  # noqa: A001 - mirrors h5py.File / builtins.open on purpose
+    """Open the run file at ``path``: ``with plasticity_kit.open(path) as t: ...``."""
+    return Trajectory(path)

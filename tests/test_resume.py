@@ -1,0 +1,179 @@
+"""Resume: a run continued from its last checkpoint equals the same run never interrupted
+(bitwise: same machine, same kernels), after SIGKILL, Ctrl-C between or inside steps, for every rule."""
+import copy
+import signal
+
+import h5py
+import numpy as np
+import pytest
+
+import plasticity_kit as pk
+from helpers import cli, tiny_spec, write_spec
+from live_runs import start_run
+from plasticity_kit.errors import DataError, SpecError
+from plasticity_kit.plugins import registry
+from plasticity_kit.recording import Recorder
+from plasticity_kit.runner import execute
+from plasticity_kit.scheduler import Position, train
+from plasticity_kit.spec import resolve
+from plasticity_kit.testing import make_rule
+
+QUIET = {"progress": False, "log": lambda *a: None}
+RULE_PARAMS = {  # what a rule needs beyond its defaults to run on 64x64 faces
+    "hebbian_weight_sharing": ({"input_shape": [64, 64], "kernel_size": 16, "stride": 16, "sleep_every": 4,
+                                "sleep_steps": 2, "sleep_batch": 4}, 1),
+}
+
+
+def rule_spec(tmp_path, rule: str, **changes) -> dict:
+    params, n_neurons = RULE_PARAMS.get(rule, ({}, 4))
+    spec = tiny_spec(tmp_path, **{"record.every": 4, "metrics": [{"name": "weight_norm", "every": 5}],
+                                  "exporters": [], **changes})
+    if rule != "bcm":
+        spec["model"] = {"rule": {"name": rule, "params": params}, "n_neurons": n_neurons}
+    return spec
+
+
+def assert_same_run(resumed_path, reference_path):
+    """Same frames, metrics and end state; only the wall-clock times may differ."""
+    with h5py.File(resumed_path, "r") as a, h5py.File(reference_path, "r") as b:
+        assert a.attrs["status"] == b.attrs["status"] == "completed"
+        assert a.attrs["steps"] == b.attrs["steps"] and a.attrs["epochs_completed"] == b.attrs["epochs_completed"]
+        for key in b["trajectory"]:
+            if key != "time":
+                np.testing.assert_array_equal(a["trajectory"][key][:], b["trajectory"][key][:], err_msg=key)
+        assert np.all(np.diff(a["trajectory/time"][:]) >= 0)
+        assert set(a.get("metrics", {})) == set(b.get("metrics", {}))
+        for name, g in b.get("metrics", {}).items():
+            for key in g:
+                np.testing.assert_array_equal(a["metrics"][name][key][:], g[key][:], err_msg=f"{name}/{key}")
+        finals = []
+        b["final"].visititems(lambda k, o: finals.append(k) if isinstance(o, h5py.Dataset) else None)
+        assert finals
+        for key in finals:
+            np.testing.assert_array_equal(a["final"][key][()], b["final"][key][()], err_msg=key)
+
+
+def test_train_continues_from_a_position_exactly():
+    rule = make_rule("bcm", {}, {"optimizer": {"name": "adam", "params": {"lr": 0.01}}}, n_inputs=6, n_neurons=3,
+                     dtype="float64")
+    X = np.random.default_rng(0).random((10, 6))
+    snapshots = {}
+
+    def on_record(step, epoch, elapsed, state):
+        snapshots[step] = (copy.deepcopy(position), {k: v.copy() for k, v in state.items()})
+
+    position = Position()
+    full = rule.init_state(np.random.default_rng(1))
+    train(rule, full, X, epochs=5, batch_size=4, shuffle=True, rng=np.random.default_rng(2), record_every=1,
+          on_record=on_record, position=position)
+    assert (position.step, position.epoch, position.batch) == (15, 5, 0)
+    for step, (epoch, batch) in {7: (2, 1), 9: (3, 0)}.items():  # mid-epoch and at an epoch's end
+        start, state = snapshots[step]
+        assert (start.step, start.epoch, start.batch) == (step, epoch, batch)
+        rng = np.random.default_rng(12345)  # its state is replaced by the saved one
+        outcome = train(rule, state, X, epochs=5, batch_size=4, shuffle=True, rng=rng, position=start)
+        assert outcome.status == "completed" and outcome.steps == 15
+        for key in full:
+            np.testing.assert_array_equal(state[key], full[key], err_msg=key)
+
+
+INTERRUPTIONS = {  # where Ctrl-C comes → the step the run resumes from
+    "between_steps": ("plasticity_kit.scheduler.Progress.update", 3, 9),  # after epoch 3: checkpointed
+    "inside_step": ("step", 10, 8),             # inside step 10: back to the record of step 8
+    "in_metric": ("plasticity_kit.metrics.convergence.WeightNorm.compute", 2, 8),  # metric of step 10
+}
+
+
+@pytest.fixture(scope="module")
+def references(tmp_path_factory):
+    """The uninterrupted run of each rule, made once."""
+    done = {}
+
+    def get(rule):
+        if rule not in done:
+            done[rule] = execute(resolve(rule_spec(tmp_path_factory.mktemp(rule), rule), "ref.yaml"), **QUIET)
+        return done[rule]
+    return get
+
+
+@pytest.mark.parametrize("rule", sorted(registry().rules))
+@pytest.mark.parametrize("where", sorted(INTERRUPTIONS))
+def test_interrupted_then_resumed_equals_uninterrupted(tmp_path, monkeypatch, references, rule, where):
+    reference = references(rule)
+    spec = rule_spec(tmp_path, rule)
+    target, nth, resumed_at = INTERRUPTIONS[where]
+    if target == "step":
+        owner, name = registry().rules.classes[rule], "step"
+    else:
+        module, cls_name, name = target.rsplit(".", 2)
+        owner = getattr(__import__(module, fromlist=[cls_name]), cls_name)
+    original = getattr(owner, name)
+    calls = []
+
+    def interrupting(self, *args):
+        calls.append(1)
+        if len(calls) == nth:
+            raise KeyboardInterrupt
+        return original(self, *args)
+
+    monkeypatch.setattr(owner, name, interrupting)
+    first = execute(resolve(spec, "tiny.yaml"), **QUIET)
+    monkeypatch.undo()
+    assert first.status == "interrupted"
+    with h5py.File(first.path, "r") as f:
+        assert f["trajectory/step"][-1] == first.outcome.steps in (9, 10)  # the interruption's own frame
+    resumed = execute(resolve(spec, "tiny.yaml"), resume=first.path, **QUIET)
+    assert resumed.status == "completed" and resumed.path == first.path
+    assert_same_run(first.path, reference.path)
+    with h5py.File(first.path, "r") as f:
+        assert list(f.attrs["resumed_at"]) == [resumed_at]
+    with pk.open(first.path) as t:  # the reader rebuilds this rule and its full end state
+        end = t.at(int(t.steps[-1]))
+        assert set(end) == set(resumed.state)
+        X = resumed.data.X[:3]
+        np.testing.assert_array_equal(end.transform(X), resumed.rule.transform(resumed.state, X))
+
+
+@pytest.mark.parametrize("swmr", [False, True], ids=["plain", "swmr"])
+def test_killed_then_resumed_equals_uninterrupted(tmp_path, swmr):
+    changes = {"schedule.epochs": 300, "record.every": 25, "record.swmr": swmr, "exporters": [],
+               "metrics": [{"name": "weight_norm", "every": 40}]}
+    proc, h5, spec_path = start_run(tmp_path, min_frames=2, **changes)
+    try:
+        with pytest.raises(DataError, match="still|cannot open for writing"):  # its writer is alive
+            Recorder.resume(h5, record_every=25, swmr=swmr)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    with h5py.File(h5, "r", swmr=True) as f:
+        killed_at = int(f["trajectory/step"][-1])
+        assert f.attrs["status"] == "running" and killed_at < 900
+    out = cli("run", spec_path, "--resume", h5, "-q")
+    assert out.returncode == 0, out.stderr
+    assert "completed 300 epochs" in out.stdout
+    reference = execute(resolve(tiny_spec(tmp_path / "ref", **changes), "ref.yaml"), **QUIET)
+    assert_same_run(h5, reference.path)
+    with h5py.File(h5, "r") as f:  # closed cleanly again: plain h5py opens it
+        (resumed_at,) = f.attrs["resumed_at"]
+        assert 0 < resumed_at <= killed_at and resumed_at % 25 == 0
+
+
+def test_refuses_a_completed_run_and_another_spec(tmp_path):
+    spec = tiny_spec(tmp_path)
+    done = execute(resolve(spec, "tiny.yaml"), **QUIET)
+    before = done.path.read_bytes()
+    with pytest.raises(DataError, match="completed; nothing to resume"):
+        execute(resolve(spec, "tiny.yaml"), resume=done.path, **QUIET)
+    other = tiny_spec(tmp_path, **{"schedule.epochs": 7, "model.n_neurons": 4})
+    with pytest.raises(SpecError, match=r"--resume: .* recorded from another spec: model.n_neurons is 5 there, "
+                                        r"4 here; schedule.epochs is 6 there, 7 here"):
+        execute(resolve(other, "tiny.yaml"), resume=done.path, **QUIET)
+    assert done.path.read_bytes() == before  # untouched
+
+
+def test_cli_resume_errors_name_the_file(tmp_path):
+    path = write_spec(tmp_path, tiny_spec(tmp_path))
+    out = cli("run", path, "--resume", tmp_path / "nope.h5")
+    assert out.returncode == 2
+    assert f"{tmp_path / 'nope.h5'}: no such run file" in out.stderr
