@@ -267,12 +267,13 @@ class PlasticityEstimator:
     # ------------------------------------------------------------------ spec
 
     def _raw_spec(self, seed, data=None, name: str | None = None, epochs: int | None = None) -> dict:
-        p = {k: _plain(v) for k, v in self.get_params(deep=False).items()}
+        given = self.get_params(deep=False)
+        p = {k: _plain(v) for k, v in given.items()}
         model = {"rule": {"name": self._rule_name(), "params": {k: p[k] for k in self._rule_params()}},
                  "n_neurons": p["outputs"], "dtype": p["dtype"]}
         for param, comp in COMPONENT_PARAMS.items():
-            if p.get(param) is not None:
-                model[comp] = _component(self.get_params(deep=False)[param])
+            if given.get(param) is not None:
+                model[comp] = _component(given[param])
         if "interaction_strength" in p:
             strength = STRENGTH.coerce(p["interaction_strength"], "interaction_strength")
             if strength != 0.0:
@@ -641,9 +642,10 @@ ESTIMATORS = {"bcm": BCM, "krotov_hopfield": KrotovHopfield}
 def from_spec(path, **overrides) -> PlasticityEstimator:
     """The estimator of the run the spec at ``path`` describes (BCM, KrotovHopfield, else
     ``Plasticity(rule=...)``), every parameter taken from the resolved spec; ``overrides`` are then
-    set (``from_spec(p, record_to="run.h5")``).  The data section, metrics, exporters and
-    ``record.fields``/``compression`` have no estimator parameter: ``fit`` trains on the arrays it
-    is given and records the rule's default fields.
+    set (``from_spec(p, record_to="run.h5")``).  The data section, metrics, exporters and the
+    record keys other than ``every`` have no estimator parameter: ``fit`` trains on the arrays it is
+    given and records the rule's default fields; ``output`` is not taken either (nothing is written
+    unless ``record_to`` is given).
     """
     spec = resolve(read_yaml(path), str(path), reg=_registry())
     model, schedule = spec.resolved["model"], spec.resolved["schedule"]
