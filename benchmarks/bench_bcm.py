@@ -32,8 +32,12 @@ so each thread count runs in a fresh subprocess with ``OMP_NUM_THREADS``,
 reports the thread counts the libraries actually see.  In each child the rows are measured
 interleaved (the order rotates each repeat) after one warm-up epoch each; the table shows the
 median time per epoch over the repeats and [min–max].  (b)/(c) is given both as the ratio of
-medians and as the median of the per-repeat ratios (each (b) paired with the (c) measured right
-next to it, which cancels slow drifts of a shared machine).
+medians and as the median of the per-repeat ratios (each (b) paired with the (c) of the same repeat), and as the
+ratio of the minima (the least disturbed samples on a shared machine).  Each timed block starts
+after a short sleep (``--pause``): an idle OpenBLAS pool keeps spinning ~0.1 s after its last
+call, and numpy and scipy bring two separate pools, so without the pause the row measured right
+after a numpy row runs with the other pool's workers still burning the cores (at 2 threads on 2
+cores that made a kernel epoch 2-4x slower).
 
 Target of the issue: (b) ≤ 1.3 × (c).  For comparison (not measured here): the C++/Cython BCM of
 the Nico-Curti/plasticity library was measured at about 2.9× its bare-product time on this shape.
@@ -149,6 +153,14 @@ def threads_seen() -> dict:
     return seen
 
 
+def loadavg() -> str | None:
+    try:
+        with open("/proc/loadavg") as f:
+            return f.read().split()[0]
+    except OSError:
+        return None
+
+
 def child(args) -> dict:
     import numpy as np
     import scipy.linalg.blas as blas
@@ -238,10 +250,12 @@ def child(args) -> dict:
     for fn in measures.values():  # warm-up: BLAS buffers, thread pools, page faults
         fn()
     gc.collect()
+    load0 = loadavg()
     gc.disable()
     try:
         for r in range(args.repeats):
             for name in names[r % len(names):] + names[:r % len(names)]:
+                time.sleep(args.pause)
                 t0 = time.perf_counter()
                 for _ in range(args.epochs):
                     measures[name]()
@@ -251,7 +265,7 @@ def child(args) -> dict:
     for st in (state, ref_state, train_state):
         if not all(np.isfinite(v).all() for v in st.values() if v.dtype.kind == "f"):
             sys.exit("bench_bcm: the state is no longer finite")
-    return {"times": times, "data": data, "threads_seen": threads_seen(),
+    return {"times": times, "data": data, "threads_seen": threads_seen(), "loadavg": [load0, loadavg()],
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "")}
 
 
@@ -262,7 +276,7 @@ def run_child(threads: int, args) -> dict:
     for var in THREAD_VARS:
         env[var] = str(threads)
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--repeats", str(args.repeats),
-           "--epochs", str(args.epochs)]
+           "--epochs", str(args.epochs), "--pause", str(args.pause)]
     if args.mnist:
         cmd += ["--mnist", args.mnist]
     if args.skip_reference:
@@ -309,6 +323,12 @@ def table(results: dict, args) -> str:
             cells.append(f"{median(a) / median(b):.2f}")
         lines.append(f"{label:<{width}}" + "".join(f"{c:>{col}}" for c in cells))
 
+    def min_row(label, num, den):
+        cells = []
+        for t in counts:
+            cells.append(f"{min(results[t]['times'][num]) / min(results[t]['times'][den]):.2f}")
+        lines.append(f"{label:<{width}}" + "".join(f"{c:>{col}}" for c in cells))
+
     def paired_row(label, num, den):
         cells = []
         for t in counts:
@@ -318,6 +338,7 @@ def table(results: dict, args) -> str:
 
     ratio_row(f"(b)/(c)  target ≤ {TARGET}", "kernel", "sgemm")
     paired_row("(b)/(c)  per-repeat pairs", "kernel", "sgemm")
+    min_row("(b)/(c)  of the minima", "kernel", "sgemm")
     ratio_row("(b)/numpy @ products", "kernel", "numpy")
     if "reference" in first["times"]:
         ratio_row("(a)/(b)  kernel speed-up", "reference", "kernel")
@@ -326,6 +347,11 @@ def table(results: dict, args) -> str:
         f"{t}: " + (", ".join(f"{k} {v}" for k, v in results[t]["threads_seen"].items()) or "unknown")
         for t in counts))
     lines.append(f"OMP_WAIT_POLICY in the children: {first['omp_wait_policy'] or '(unset)'}")
+    loads = [results[t].get("loadavg") for t in counts]
+    if all(loads):
+        lines.append("load average (1 min) before/after each child: " + "; ".join(
+            f"{t}: {a} / {b}" for t, (a, b) in zip(counts, loads))
+            + " (on a machine with other work, medians are inflated; the minima are the least disturbed)")
     lines.append("For comparison (from the issue, not measured here): the Nico-Curti/plasticity C++ BCM "
                  "takes about 2.9× its bare products on this shape.")
     verdict = all(median(results[t]["times"]["kernel"]) / median(results[t]["times"]["sgemm"]) <= TARGET
@@ -344,6 +370,8 @@ def main(argv=None):
     ap.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
     ap.add_argument("--quick", action="store_true", help="3 repeats")
     ap.add_argument("--skip-reference", action="store_true", help="leave out the slow numpy reference row")
+    ap.add_argument("--pause", type=float, default=0.3, help="seconds of sleep before each timed block "
+                    "(default 0.3): lets the idle BLAS workers of the previous row stop spinning")
     ap.add_argument("--json", metavar="FILE", help="also write the raw timings (seconds) to FILE")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -355,6 +383,7 @@ def main(argv=None):
     if args.child:
         print(json.dumps(child(args)))
         return
+    find_mnist(args.mnist)  # fail here, not in every child, on a wrong --mnist / $PLASTICITY_KIT_MNIST
     counts = [int(t) for t in args.threads.split(",") if t.strip()]
     results = {}
     for t in counts:

@@ -130,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="metric to compute (repeatable; default: those in the run's spec)")
     p.add_argument("--param", dest="params", action="append", default=[], metavar="KEY=VALUE",
                    help="metric parameter (repeatable), e.g. --param dims=64; overrides the run spec's")
-    p.add_argument("--step", default="last", help="last (default), final, all, or a recorded step number")
+    p.add_argument("--step", default="last", help="last (default), all, or a recorded step number")
     p.add_argument("--pool", action="store_true",
                    help="score the synthetic images of all the runs together (e.g. one middle neuron per seed)")
     p.add_argument("--json", action="store_true", help="print the values as JSON")

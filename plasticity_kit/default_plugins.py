@@ -1,5 +1,5 @@
 """The built-in plugins, registered through the same hooks a third-party package implements."""
-from . import activations, initializers, interactions, optimizers
+from . import activations, executors, initializers, interactions, optimizers
 from .datasets.olivetti import Olivetti
 from .exporters.animation import Animation
 from .exporters.image_grid import ImageGrid
@@ -75,4 +75,10 @@ def register_metrics(register):
     register(LinearProbe)
     register(WeightSharingSNR)
     for cls in (fid.FID, kid.KID, prdc.PRDC, nearest.Nearest, network.NetworkProperties):
+        register(cls)
+
+
+@hookimpl
+def register_executors(register):
+    for cls in executors.BUILTINS:
         register(cls)

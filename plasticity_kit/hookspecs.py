@@ -54,3 +54,9 @@ def register_exporters(register):
 def register_metrics(register):
     """Register metrics computed during or after a run: ``register(MetricClass)``; see
     :class:`plasticity_kit.metrics.Metric`."""
+
+
+@hookspec
+def register_executors(register):
+    """Register sweep executors: ``register(ExecutorClass)``; a class with ``map(fn, tasks)`` yielding
+    ``fn(task)`` for every task (any order); see :class:`plasticity_kit.executors.Executor`."""

@@ -25,6 +25,7 @@ KINDS = {
     "datasets": "register_datasets",
     "exporters": "register_exporters",
     "metrics": "register_metrics",
+    "executors": "register_executors",
 }
 
 

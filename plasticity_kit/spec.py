@@ -22,7 +22,8 @@ from .options import Option, Schema, describe, did_you_mean, unknown_key_error
 from .plugins import Registry, registry
 from .rules.base import COMPONENTS, Model, Rule
 
-SECTIONS = ("name", "description", "data", "model", "schedule", "record", "output", "exporters", "metrics")
+SECTIONS = ("name", "description", "data", "model", "schedule", "record", "output", "exporters", "metrics",
+            "sweep")  # sweep: expanded by plasticity_kit.sweep before resolve, ignored here
 DEFAULT_EXPORTERS = ("image_grid", "summary")
 DEFAULT_FRAMES = 100
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import cli, tiny_spec
+from helpers import tiny_spec
 from live_runs import start_run
 from plasticity_kit.cli import main
 from plasticity_kit.runner import execute
@@ -112,15 +112,15 @@ def test_mp4_with_ffmpeg(done, tmp_path, capsys):
     assert (tmp_path / "rf.mp4").stat().st_size > 1000
 
 
-def test_watch_follows_a_live_run_to_its_end(tmp_path):
+def test_watch_follows_a_live_run_to_its_end(tmp_path, capsys):
     proc, h5, _ = start_run(tmp_path, min_frames=2, **{"schedule.epochs": 1500, "record.swmr": True,
                                                         "exporters": [], "metrics": [{"name": "weight_norm", "every": 500}]})
     try:
-        out = cli("watch", h5, "--interval", "0.05", timeout=120)
+        code, out, err = run_cli(capsys, "watch", h5, "--interval", "0.05")
     finally:
         proc.communicate(timeout=120)
-    assert out.returncode == 0, out.stderr
-    lines = out.stdout.strip().splitlines()
+    assert code == 0, err
+    lines = out.strip().splitlines()
     assert len(lines) >= 3 and lines[0].split("] ")[1].startswith("running: step ")
     assert any("weight_norm.mean=" in line for line in lines)
     assert lines[-1] == "completed: completed 1500 epochs (4500 steps)"

@@ -148,7 +148,7 @@ def test_live_swmr_file_is_read_while_written(tmp_path):
             n0, steps0 = len(t), t.steps
             deadline = time.time() + 60
             reads = 0
-            while "weight_norm" not in t.metrics or len(t) < n0 + 5:  # the metric appears mid-run
+            while reads < 10 or "weight_norm" not in t.metrics or len(t) < n0 + 5:  # the metric appears mid-run
                 assert time.time() < deadline, "the live file stopped growing"
                 time.sleep(0.05)
                 t.refresh()
@@ -157,7 +157,6 @@ def test_live_swmr_file_is_read_while_written(tmp_path):
                 assert np.isfinite(t["weights"][n - 1]).all() and t["theta"][n - 1].shape == (5,)
                 reads += 1
             np.testing.assert_array_equal(t.steps[:n0], steps0)
-            assert reads > 1
             m = t.metrics["weight_norm"]
             assert m["step"][0] == 300 and m["norms"].shape[1:] == (5,)
     finally:

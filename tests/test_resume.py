@@ -137,7 +137,7 @@ def test_interrupted_then_resumed_equals_uninterrupted(tmp_path, monkeypatch, re
 
 @pytest.mark.parametrize("swmr", [False, True], ids=["plain", "swmr"])
 def test_killed_then_resumed_equals_uninterrupted(tmp_path, swmr):
-    changes = {"schedule.epochs": 300, "record.every": 25, "record.swmr": swmr, "exporters": [],
+    changes = {"schedule.epochs": 500, "record.every": 25, "record.swmr": swmr, "exporters": [],
                "metrics": [{"name": "weight_norm", "every": 40}]}
     proc, h5, spec_path = start_run(tmp_path, min_frames=2, **changes)
     try:
@@ -148,10 +148,10 @@ def test_killed_then_resumed_equals_uninterrupted(tmp_path, swmr):
         proc.wait(timeout=30)
     with h5py.File(h5, "r", swmr=True) as f:
         killed_at = int(f["trajectory/step"][-1])
-        assert f.attrs["status"] == "running" and killed_at < 900
+        assert f.attrs["status"] == "running" and killed_at < 1500
     out = cli("run", spec_path, "--resume", h5, "-q")
     assert out.returncode == 0, out.stderr
-    assert "completed 300 epochs" in out.stdout
+    assert "completed 500 epochs" in out.stdout
     reference = execute(resolve(tiny_spec(tmp_path / "ref", **changes), "ref.yaml"), **QUIET)
     assert_same_run(h5, reference.path)
     with h5py.File(h5, "r") as f:  # closed cleanly again: plain h5py opens it
@@ -177,3 +177,12 @@ def test_cli_resume_errors_name_the_file(tmp_path):
     out = cli("run", path, "--resume", tmp_path / "nope.h5")
     assert out.returncode == 2
     assert f"{tmp_path / 'nope.h5'}: no such run file" in out.stderr
+
+
+def test_lookup3_matches_the_reference_vectors():
+    """The superblock checksum that clearing a killed SWMR file's flags rewrites (Jenkins' driver5)."""
+    from plasticity_kit.h5clear import lookup3
+
+    assert lookup3(b"") == 0xDEADBEEF
+    assert lookup3(b"Four score and seven years ago") == 0x17770551
+    assert lookup3(b"Four score and seven years ago", 1) == 0xCD628161

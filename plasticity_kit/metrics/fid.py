@@ -6,7 +6,8 @@ with μ, Σ the mean and covariance (``np.cov``, ddof 1) of the Inception featur
 synthetic and the reference images.  tr (Σ₁Σ₂)^{1/2} is the sum of the square roots of the
 eigenvalues of Σ₁Σ₂, which are those of the symmetric Σ₁^{1/2} Σ₂ Σ₁^{1/2}; with the features at
 hand and fewer samples than dims they are the squared singular values of X̃₁X̃₂ᵀ / √((n₁−1)(n₂−1))
-(X̃ centred features), so the n×n problem replaces the dims×dims one.  Both give the value of
+(X̃ centred features), i.e. the eigenvalues of a min(n₁, n₂)-square Gram matrix, which replaces
+the dims×dims problem.  Both give the value of
 pytorch-fid's ``calculate_frechet_distance`` (scipy ``sqrtm``) without its cost or its
 imaginary-part failures on rank-deficient covariances.  FID is biased upwards for small sets
 (64 images): compare values at equal sizes, or use ``kid``.
@@ -16,7 +17,6 @@ from __future__ import annotations
 import os
 
 import numpy as np
-from scipy import linalg
 
 from ..options import Option, Schema
 from .base import MetricUnavailable
@@ -25,12 +25,12 @@ from .features import INCEPTION_OPTIONS, NEURONS_OPTION, REFERENCES, InceptionMe
 
 def _nonnegative(eigenvalues: np.ndarray) -> np.ndarray:
     """Eigenvalues of a PSD matrix with rounding noise (|λ| ≤ d·ε·λ_max) set to 0."""
-    tol = len(eigenvalues) * np.finfo(np.float64).eps * max(float(np.abs(eigenvalues).max(initial=0.0)), 0.0)
+    tol = len(eigenvalues) * np.finfo(np.float64).eps * np.abs(eigenvalues).max(initial=0.0)
     return np.where(eigenvalues > tol, eigenvalues, 0.0)
 
 
 def _psd_sqrt(sigma: np.ndarray) -> np.ndarray:
-    w, V = linalg.eigh(sigma)
+    w, V = np.linalg.eigh(sigma)
     return (V * np.sqrt(_nonnegative(w))) @ V.T
 
 
@@ -42,7 +42,7 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
         raise ValueError(f"mismatched statistics: mu {mu1.shape} vs {mu2.shape}, sigma {s1.shape} vs {s2.shape}")
     root = _psd_sqrt(s1)
     middle = root @ s2 @ root
-    lam = linalg.eigvalsh((middle + middle.T) / 2)
+    lam = np.linalg.eigvalsh((middle + middle.T) / 2)
     diff = mu1 - mu2
     return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * np.sqrt(_nonnegative(lam)).sum())
 
@@ -59,7 +59,9 @@ def frechet_distance_features(f1: np.ndarray, f2: np.ndarray) -> float:
         return frechet_distance(f1.mean(0), np.cov(f1, rowvar=False), f2.mean(0), np.cov(f2, rowvar=False))
     mu1, mu2 = f1.mean(0), f2.mean(0)
     c1, c2 = f1 - mu1, f2 - mu2
-    cross = linalg.svdvals(c1 @ c2.T).sum() / np.sqrt((n1 - 1) * (n2 - 1))
+    a = c1 @ c2.T
+    gram = a @ a.T if n1 <= n2 else a.T @ a  # its eigenvalues are the squared singular values of a
+    cross = np.sqrt(_nonnegative(np.linalg.eigvalsh(gram))).sum() / np.sqrt((n1 - 1) * (n2 - 1))
     diff = mu1 - mu2
     return float(diff @ diff + (c1 * c1).sum() / (n1 - 1) + (c2 * c2).sum() / (n2 - 1) - 2.0 * cross)
 
