@@ -23,6 +23,9 @@ def cmd_run(args) -> int:
     from .spec import load_spec
 
     spec = load_spec(args.spec, args.overrides)
+    if spec.raw.get("sweep"):
+        raise SpecError("sweep", "this spec describes a sweep: run it with 'plasticity-kit sweep "
+                        f"{args.spec}' (or remove the sweep section)", args.spec)
     log = (lambda *a: None) if args.quiet else print
     log(f"{spec.name}: {spec.rule_class.name} rule, {spec.model.n_neurons} neurons, "
         f"{spec.schedule['epochs']} epochs, batch {spec.schedule['batch_size']} → {spec.output_dir}/")
@@ -100,6 +103,38 @@ def cmd_metrics(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from .plugins import registry
+    from .sweep import load_sweep, run_sweep
+
+    sweep = load_sweep(args.spec, args.overrides)
+    if args.dry_run:
+        print(f"{sweep.name}: {len(sweep.runs)} runs → {sweep.directory}/")
+        for run in sweep.runs:
+            values = ", ".join(f"{k}={v}" for k, v in run.params.items())
+            print(f"{run.name}\tseed={run.seed}\t{values}")
+        return 0
+    cls = registry().executors.get(args.executor, "--executor")
+    executor = cls.from_config({"workers": args.workers} if args.workers else {}, "--executor")
+    rows = run_sweep(sweep, executor)
+    print(f"table: {sweep.directory / 'sweep.csv'}")
+    if sweep.plot:
+        from .aggregate import plot_metric
+
+        metric, x = sweep.plot["metric"], sweep.plot["x"]
+        try:
+            out = plot_metric(sweep.directory / "sweep.csv", x, metric,
+                              sweep.directory / f"{metric}-vs-{x.split('.')[-1]}.png")
+            print(f"wrote: {out}")
+        except DataError as exc:  # e.g. fid skipped without the [fid] extra: the table is still there
+            print(f"plot skipped: {exc}", file=sys.stderr)
+    failed = [r["name"] for r in rows if r["status"] != "completed"]
+    if failed:
+        print(f"{len(failed)} of {len(rows)} runs did not complete: {', '.join(failed)}", file=sys.stderr)
+        return EXIT_DIVERGED
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ._version import __version__
 
@@ -121,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("plugins", help="list installed plugins and what they register")
     p.add_argument("--kind", choices=["rules", "interactions", "activations", "optimizers", "initializers",
-                                      "datasets", "exporters", "metrics"], help="only this kind")
+                                      "datasets", "exporters", "metrics", "executors"], help="only this kind")
     p.set_defaults(func=cmd_plugins)
 
     p = sub.add_parser("metrics", help="recompute metrics from saved run files")
@@ -135,6 +170,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="score the synthetic images of all the runs together (e.g. one middle neuron per seed)")
     p.add_argument("--json", action="store_true", help="print the values as JSON")
     p.set_defaults(func=cmd_metrics)
+
+    p = sub.add_parser("sweep", help="expand a spec's sweep: section into runs; list them or run them")
+    _add_spec_args(p)
+    p.add_argument("--dry-run", action="store_true", help="list the runs (name, seed, swept values) without running")
+    p.add_argument("--executor", default="local", help="where the runs execute: local (process pool, default), "
+                   "inprocess, dask, or an installed executor plugin")
+    p.add_argument("--workers", type=int, default=None, help="worker processes (default: the number of cores)")
+    p.set_defaults(func=cmd_sweep)
 
     from .cli_replay import add_commands
 
