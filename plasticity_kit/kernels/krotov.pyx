@@ -29,6 +29,9 @@ cimport openmp
 
 from plasticity_kit.kernels.blas cimport gemm_rm, floating
 
+cdef enum:
+    PAR_MIN = 1 << 20
+
 
 cdef void powered_weights(const floating* W, floating* out, Py_ssize_t N, Py_ssize_t D, double p,
                           int nt) noexcept nogil:
@@ -116,7 +119,7 @@ cdef int sparse_update(floating* W, const floating* X, const floating* I, Py_ssi
     if ds == NULL or rowmax == NULL:
         free(start); free(order); free(touched); free(ds); free(rowmax)
         return -1
-    for t in prange(T, num_threads=nt, schedule="dynamic"):
+    for t in prange(T, num_threads=_team(nt, T * D), schedule="dynamic"):
         u = touched[t]
         for j in range(D):
             ds[t * D + j] = 0
@@ -141,7 +144,7 @@ cdef int sparse_update(floating* W, const floating* X, const floating* I, Py_ssi
     if nc < precision:
         nc = precision
     nc_f = <floating> nc
-    for t in prange(T, num_threads=nt, schedule="static"):
+    for t in prange(T, num_threads=_team(nt, T * D), schedule="static"):
         u = touched[t]
         for j in range(D):
             W[u * D + j] = W[u * D + j] + <floating> eps * (ds[t * D + j] / nc_f)
@@ -173,6 +176,13 @@ cdef void rank_sample(const floating* I, Py_ssize_t N, int k, int* idx, floating
         idx[pos] = <int> j
     top[0] = idx[0]
     kth[0] = idx[k - 1]
+
+
+cdef inline int _team(int nt, Py_ssize_t work) noexcept nogil:
+    """Threads for a pass of ``work`` elements: small passes run on the calling thread, because
+    an OpenMP team started between two BLAS calls fights BLAS's own workers for the cores (with
+    2 threads the ranking step ran no faster than with 1; see kernels/bcm.pyx)."""
+    return nt if work >= PAR_MIN else 1
 
 
 cdef int _threads(int num_threads) noexcept:
@@ -211,7 +221,7 @@ def ranking_step(floating[:, ::1] W, const floating[:, ::1] X, double eps, doubl
         with nogil:
             status = currents(&W[0, 0], &X[0, 0], I, N, D, B, p, nt)
             if status == 0:
-                for b in prange(B, num_threads=nt, schedule="static"):
+                for b in prange(B, num_threads=_team(nt, B * N), schedule="static"):
                     rank_sample(I + b * N, N, k, idx + b * k, val + b * k, e_unit + 2 * b, e_unit + 2 * b + 1)
                     e_sample[2 * b] = <int> b
                     e_sample[2 * b + 1] = <int> b
