@@ -35,9 +35,18 @@ class Dataset(Component):
         raise NotImplementedError
 
 
-def sha256_file(path) -> str:
-    digest = hashlib.sha256()
+def file_digest(path, algorithm: str = "sha256") -> str:
+    """Hex digest of a file, read in 1 MiB blocks (sha256 for run files, md5 for the mirrors' checksums)."""
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def sha256_file(path) -> str:
+    return file_digest(path, "sha256")
+
+
+def md5_file(path) -> str:
+    return file_digest(path, "md5")

@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import DataError, SpecError
 from ..options import Option, Schema
-from .base import Data, Dataset
+from .base import Data, Dataset, md5_file
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 MD5 = "c58f30108f718f92721af3b95e74349a"
@@ -61,14 +61,6 @@ def batch_folder(root: Path) -> Path | None:
         if (candidate / TRAIN[0]).is_file() or (candidate / TEST[0]).is_file():
             return candidate
     return None
-
-
-def md5_file(path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def download(root: Path, url: str | None = None, md5: str | None = None) -> Path:

@@ -17,7 +17,6 @@ the Krotov–Hopfield slides).  Pixels are scaled to [0, 1]; labels are kept.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
 import shutil
 import tempfile
@@ -28,7 +27,7 @@ import numpy as np
 
 from ..errors import DataError, SpecError
 from ..options import Option, Schema
-from .base import Data, Dataset, sha256_file
+from .base import Data, Dataset, md5_file, sha256_file
 
 ENV_DIR = "PLASTICITY_KIT_MNIST"
 ENV_CACHE = "PLASTICITY_KIT_CACHE"
@@ -84,14 +83,6 @@ def find_file(directory: Path, stem: str) -> Path | None:
         if candidate.is_file():
             return candidate
     return None
-
-
-def md5_file(path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def default_cache_dir() -> Path:
