@@ -307,12 +307,15 @@ def _resolve(raw: dict, source: str, reg: Registry) -> RunSpec:
     )
 
 
-def load_spec(path: str | os.PathLike, overrides=(), reg: Registry | None = None) -> RunSpec:
-    """Read, override and validate the spec at ``path``."""
-    source = str(path)
+def read_with_overrides(path: str | os.PathLike, overrides=()) -> dict:
+    """The raw spec at ``path`` with every ``--set`` override applied (errors name the file)."""
     raw = read_yaml(path)
     try:
-        raw = apply_overrides(raw, overrides)
+        return apply_overrides(raw, overrides)
     except SpecError as exc:
-        raise exc.with_source(source) from None
-    return resolve(raw, source, reg)
+        raise exc.with_source(str(path)) from None
+
+
+def load_spec(path: str | os.PathLike, overrides=(), reg: Registry | None = None) -> RunSpec:
+    """Read, override and validate the spec at ``path``."""
+    return resolve(read_with_overrides(path, overrides), str(path), reg)

@@ -32,7 +32,7 @@ import numpy as np
 
 from .errors import SpecError
 from .options import describe, unknown_key_error
-from .spec import SECTIONS, apply_overrides, read_yaml, resolve
+from .spec import SECTIONS, apply_overrides, read_with_overrides, resolve
 
 SWEEP_KEYS = ("seed", "repeats", "grid", "zip", "plot")
 PLOT_KEYS = ("x", "metric")
@@ -219,13 +219,7 @@ def _validate(run: SweepRun, grid: dict) -> None:
 
 def load_sweep(path, overrides=(), validate: bool = True) -> Sweep:
     """Read the spec at ``path``, apply ``--set`` overrides and expand its sweep."""
-    source = str(path)
-    raw = read_yaml(path)
-    try:
-        raw = apply_overrides(raw, overrides)
-    except SpecError as exc:
-        raise exc.with_source(source) from None
-    return expand(raw, source, validate)
+    return expand(read_with_overrides(path, overrides), str(path), validate)
 
 
 
