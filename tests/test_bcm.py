@@ -136,3 +136,40 @@ def test_adam_first_step_is_lr_times_sign():
     delta = np.array([[1.0, -2.0, 0.5], [3.0, -0.1, 4.0]])
     opt.apply(W, delta, opt.init_state(W.shape, W.dtype))
     np.testing.assert_allclose(W, 0.01 * np.sign(delta), rtol=1e-9)
+
+
+@pytest.mark.parametrize("dtype, opt", [(np.float64, optimizers.Adam(lr=0.01)), (np.float32, optimizers.SGD(lr=0.05)),
+                                        (np.float32, optimizers.Momentum(lr=0.02))])
+def test_replicas_in_one_call_equal_separate_networks(dtype, opt):
+    """R networks stacked as R·n rows in one call give the R separate runs bit for bit."""
+    R, n, d = 4, 5, 40
+    rule = make_rule(dtype, activations.Relu(), opt, interactions.Binocular(), "moving_average", n=n, d=d)
+    states = [rule.init_state(np.random.default_rng(seed)) for seed in range(R)]
+    stacked = {k: (np.concatenate([s[k] for s in states]) if k != "optimizer/t" else np.zeros(1, np.int64))
+               for k in states[0]}
+    X = np.random.default_rng(9).random((50, d)).astype(dtype)
+    factor = rule._factor_typed
+    lr, a, b, eps = opt.kernel_args()
+    names = opt.state_names
+    for t in range(5):
+        batch = X[t * 10:(t + 1) * 10]
+        for s in states:
+            rule.step(s, batch)
+        bcm_step(stacked["weights"], stacked["theta"], batch, factor, activations.RELU, 0.7, False, 1e-8,
+                 opt.kernel_code, lr, a, b, eps,
+                 stacked[f"optimizer/{names[0]}"] if names else None,
+                 stacked[f"optimizer/{names[1]}"] if len(names) > 1 else None, stacked["optimizer/t"],
+                 replicas=R)
+    for key in stacked:
+        if key != "optimizer/t":
+            np.testing.assert_array_equal(stacked[key], np.concatenate([s[key] for s in states]), err_msg=key)
+
+
+def test_replica_shapes_are_checked():
+    W = np.zeros((6, 4), np.float32)
+    args = (W, np.zeros(6, np.float32), np.zeros((2, 4), np.float32))
+    rest = (0, 0.5, False, 1e-8, 0, 0.1, 0, 0, 0, None, None, np.zeros(1, np.int64))
+    with pytest.raises(ValueError, match="replicas must divide the 6 rows"):
+        bcm_step(*args, None, *rest, replicas=4)
+    with pytest.raises(ValueError, match=r"factor must be 3 x 3 \(neurons per replica\)"):
+        bcm_step(*args, np.eye(6, dtype=np.float32), *rest, replicas=2)

@@ -258,10 +258,16 @@ def bcm_step(floating[:, ::1] W, floating[::1] theta, const floating[:, ::1] X,
              double memory_factor, bint batch_threshold, double epsilon,
              int optimizer, double lr, double opt_a, double opt_b, double opt_eps,
              floating[:, ::1] opt_first, floating[:, ::1] opt_second, long long[::1] opt_t,
-             int num_threads=0):
+             int num_threads=0, int replicas=1):
     """Apply one BCM step to ``W`` (N×D) and ``theta`` (N) in place for the batch ``X`` (B×D).
 
-    ``factor``: (I−L)⁻¹ (N×N) or None.  ``activation``: 0 linear, 1 relu, 2 logistic, 3 tanh.
+    Replicas: ``replicas`` = R independent networks of n = N/R neurons that see the same batch are
+    trained in one call, their rows stacked in W, θ and the optimizer state.  The kernel runs each
+    block of n rows exactly as a call for that network alone (same products, same order), so the
+    result equals R separate calls bit for bit, one block stays in cache through both products,
+    and the R−1 extra Python calls are saved.
+
+    ``factor``: (I−L)⁻¹ (n×n) or None.  ``activation``: 0 linear, 1 relu, 2 logistic, 3 tanh.
     ``optimizer``: 0 SGD(lr), 1 momentum(lr, μ=opt_a; opt_first = velocity), 2 Adam(lr, β1=opt_a,
     β2=opt_b, ε=opt_eps; opt_first = m, opt_second = v).  ``opt_t`` (1 element) counts steps.
     ``num_threads`` ≤ 0 uses OpenMP's default; it applies to the element-wise passes, and only
@@ -271,9 +277,12 @@ def bcm_step(floating[:, ::1] W, floating[::1] theta, const floating[:, ::1] X,
     cdef Py_ssize_t N = W.shape[0], D = W.shape[1], B = X.shape[0]
     if X.shape[1] != D or theta.shape[0] != N:
         raise ValueError(f"shape mismatch: W {W.shape[0]}x{W.shape[1]}, theta {theta.shape[0]}, X {X.shape[0]}x{X.shape[1]}")
+    if replicas < 1 or N % replicas != 0:
+        raise ValueError(f"replicas must divide the {N} rows of W, got {replicas}")
+    cdef Py_ssize_t R = replicas, n = N // replicas, r
     cdef bint has_factor = factor is not None
-    if has_factor and (factor.shape[0] != N or factor.shape[1] != N):
-        raise ValueError("factor must be N x N")
+    if has_factor and (factor.shape[0] != n or factor.shape[1] != n):
+        raise ValueError(f"factor must be {n} x {n} (neurons per replica), got {factor.shape[0]}x{factor.shape[1]}")
     if optimizer != OPT_SGD and (opt_first is None or opt_first.shape[0] != N or opt_first.shape[1] != D):
         raise ValueError("optimizer state must be N x D")
     if optimizer == OPT_ADAM and (opt_second is None or opt_second.shape[0] != N or opt_second.shape[1] != D):
@@ -286,9 +295,9 @@ def bcm_step(floating[:, ::1] W, floating[::1] theta, const floating[:, ::1] X,
         return
     cdef int nt = num_threads if num_threads > 0 else openmp.omp_get_max_threads()
 
-    # Workspace: Z (N×B), then Y (N×B) when there is a factor, then ΔW (N×D) unless SGD.
-    cdef size_t nzb = ((N * B * sizeof(floating) + ALIGN - 1) // ALIGN) * ALIGN
-    cdef size_t ndw = N * D * sizeof(floating) if optimizer != OPT_SGD else 0
+    # Workspace for one replica: Z (n×B), then Y (n×B) when there is a factor, then ΔW (n×D) unless SGD.
+    cdef size_t nzb = ((n * B * sizeof(floating) + ALIGN - 1) // ALIGN) * ALIGN
+    cdef size_t ndw = n * D * sizeof(floating) if optimizer != OPT_SGD else 0
     cdef size_t need = nzb * (2 if has_factor else 1) + ndw + ALIGN
     cdef char* raw
     cdef bint kept = not _ws_busy and need <= KEEP_MAX
@@ -314,40 +323,47 @@ def bcm_step(floating[:, ::1] W, floating[::1] theta, const floating[:, ::1] X,
     cdef long long t
     cdef floating* first = &opt_first[0, 0] if optimizer != OPT_SGD else NULL
     cdef floating* second = &opt_second[0, 0] if optimizer == OPT_ADAM else NULL
-    cdef int nt_rows = nt if N * B >= PAR_MIN else 1
-    cdef int nt_upd = nt if N * D >= PAR_MIN else 1
+    cdef floating* Wr
+    cdef floating* th
+    cdef floating* f1
+    cdef floating* f2
+    cdef int nt_rows = nt if n * B >= PAR_MIN else 1
+    cdef int nt_upd = nt if n * D >= PAR_MIN else 1
     try:
         with nogil:
-            gemm_rm(False, True, <int> N, <int> B, <int> D, <floating> 1, &W[0, 0], <int> D,
-                    &X[0, 0], <int> D, <floating> 0, Z, <int> B)
-            if has_factor:
-                gemm_rm(False, False, <int> N, <int> B, <int> N, <floating> 1, &factor[0, 0], <int> N,
-                        Z, <int> B, <floating> 0, Y, <int> B)
-            if nt_rows > 1:
-                for i in prange(N, num_threads=nt_rows, schedule="static"):
-                    rows(Y, i, i + 1, B, activation, memory_factor, batch_threshold, epsilon, &theta[0])
-            else:
-                rows(Y, 0, N, B, activation, memory_factor, batch_threshold, epsilon, &theta[0])
-
             opt_t[0] += 1
             t = opt_t[0]
-            if optimizer == OPT_SGD:
-                gemm_rm(False, False, <int> N, <int> D, <int> B, <floating> lr, Y, <int> B,
-                        &X[0, 0], <int> D, <floating> 1, &W[0, 0], <int> D)
-            else:
-                gemm_rm(False, False, <int> N, <int> D, <int> B, <floating> 1, Y, <int> B,
-                        &X[0, 0], <int> D, <floating> 0, dW, <int> D)
-                if optimizer == OPT_ADAM:
-                    c1 = 1.0 / (1.0 - pow(opt_a, <double> t))
-                    c2 = 1.0 / (1.0 - pow(opt_b, <double> t))
-                if nt_upd > 1:
-                    for i in prange(N, num_threads=nt_upd, schedule="static"):
-                        update(optimizer, &W[0, 0] + i * D,
-                               first + i * D, second + i * D if second != NULL else NULL,
-                               dW + i * D, D, lr, opt_a, opt_b, opt_eps, c1, c2)
+            if optimizer == OPT_ADAM:
+                c1 = 1.0 / (1.0 - pow(opt_a, <double> t))
+                c2 = 1.0 / (1.0 - pow(opt_b, <double> t))
+            for r in range(R):
+                Wr = &W[0, 0] + r * n * D
+                th = &theta[0] + r * n
+                f1 = first + r * n * D if first != NULL else NULL
+                f2 = second + r * n * D if second != NULL else NULL
+                gemm_rm(False, True, <int> n, <int> B, <int> D, <floating> 1, Wr, <int> D,
+                        &X[0, 0], <int> D, <floating> 0, Z, <int> B)
+                if has_factor:
+                    gemm_rm(False, False, <int> n, <int> B, <int> n, <floating> 1, &factor[0, 0], <int> n,
+                            Z, <int> B, <floating> 0, Y, <int> B)
+                if nt_rows > 1:
+                    for i in prange(n, num_threads=nt_rows, schedule="static"):
+                        rows(Y, i, i + 1, B, activation, memory_factor, batch_threshold, epsilon, th)
                 else:
-                    update(optimizer, &W[0, 0], first, second, dW, N * D, lr, opt_a, opt_b,
-                           opt_eps, c1, c2)
+                    rows(Y, 0, n, B, activation, memory_factor, batch_threshold, epsilon, th)
+
+                if optimizer == OPT_SGD:
+                    gemm_rm(False, False, <int> n, <int> D, <int> B, <floating> lr, Y, <int> B,
+                            &X[0, 0], <int> D, <floating> 1, Wr, <int> D)
+                else:
+                    gemm_rm(False, False, <int> n, <int> D, <int> B, <floating> 1, Y, <int> B,
+                            &X[0, 0], <int> D, <floating> 0, dW, <int> D)
+                    if nt_upd > 1:
+                        for i in prange(n, num_threads=nt_upd, schedule="static"):
+                            update(optimizer, Wr + i * D, f1 + i * D, f2 + i * D if f2 != NULL else NULL,
+                                   dW + i * D, D, lr, opt_a, opt_b, opt_eps, c1, c2)
+                    else:
+                        update(optimizer, Wr, f1, f2, dW, n * D, lr, opt_a, opt_b, opt_eps, c1, c2)
     finally:
         if kept:
             _ws_busy = False
