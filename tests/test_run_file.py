@@ -1,9 +1,5 @@
 """End-to-end runs: the HDF5 contract, determinism, divergence and interruption."""
-import os
 import signal
-import subprocess
-import sys
-import time
 
 import h5py
 import numpy as np
@@ -11,6 +7,7 @@ import pytest
 import yaml
 
 from helpers import cli, tiny_spec, write_spec
+from live_runs import start_run
 from plasticity_kit.recording import FORMAT
 from plasticity_kit.runner import execute
 from plasticity_kit.spec import resolve
@@ -96,31 +93,9 @@ def test_divergence_stops_the_run_and_says_so(tmp_path):
         assert f.attrs["steps"] < 18
 
 
-def _start_long_run(tmp_path):
-    spec = tiny_spec(tmp_path, **{"schedule.epochs": 100000, "record.every": 50})
-    path = write_spec(tmp_path, spec)
-    h5 = tmp_path / "runs" / "tiny" / "run.h5"
-    proc = subprocess.Popen([sys.executable, "-m", "plasticity_kit", "run", str(path), "-q"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        if h5.exists():
-            try:
-                with h5py.File(h5, "r", locking=False) as f:  # the writer holds the lock
-                    if f["trajectory/step"].shape[0] >= 3:
-                        break
-            except (OSError, KeyError):
-                pass
-        time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("the run did not start recording within 60 s")
-    return proc, h5
-
-
 @pytest.mark.parametrize("sig, word", [(signal.SIGTERM, "SIGTERM"), (signal.SIGINT, "Ctrl-C")])
 def test_interruption_closes_the_file_with_status_interrupted(tmp_path, sig, word):
-    proc, h5 = _start_long_run(tmp_path)
+    proc, h5, _ = start_run(tmp_path)
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
@@ -133,7 +108,7 @@ def test_interruption_closes_the_file_with_status_interrupted(tmp_path, sig, wor
 
 
 def test_killed_run_leaves_a_readable_file(tmp_path):
-    proc, h5 = _start_long_run(tmp_path)
+    proc, h5, _ = start_run(tmp_path)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     with h5py.File(h5, "r") as f:

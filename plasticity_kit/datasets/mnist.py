@@ -167,7 +167,7 @@ class MNIST(Dataset):
         found = find_file(directory, stem)
         if found is not None:
             return found
-        hint = (f"; only the test set is there: use split: test" if stem.startswith("train")
+        hint = ("; only the test set is there: use split: test" if stem.startswith("train")
                 and find_file(directory, "t10k-images-idx3-ubyte") else "")
         if origin != "the download cache":
             raise DataError(f"MNIST file {stem}(.gz) not found in {directory} (from {origin}){hint}")
