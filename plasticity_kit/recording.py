@@ -5,7 +5,8 @@
   ``plasticity_kit_version``, ``name``, ``seed``, ``created``, ``ended`` (ISO times),
   ``steps`` and ``epochs_completed`` (when it ended), ``writer_pid`` and ``writer_host`` (the
   process writing it), ``swmr`` (written in SWMR mode), ``resumed_at`` (steps where the run was
-  resumed, empty if never);
+  resumed, empty if never), ``replicas`` (R of ``model.replicas``: every state array, hence every
+  recorded field, then has a leading axis of R networks);
 * dataset ``spec``: the fully resolved spec as YAML text;
 * group ``versions``: attributes with the versions of Python, numpy, h5py, scipy, pluggy, yaml;
 * group ``seeds``: the entropy of each random stream (``data``, ``init``, ``shuffle``);
@@ -282,7 +283,8 @@ class Recorder:
     :meth:`resume` reopens an interrupted file to continue it."""
 
     def __init__(self, path, *, name: str, spec_yaml: str, seed: int, seeds: dict, data, state: dict,
-                 fields, compression: str = "gzip", dtype: str | None = None, swmr: bool = False):
+                 fields, compression: str = "gzip", dtype: str | None = None, swmr: bool = False,
+                 replicas: int = 1):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.fields = list(fields)
@@ -293,6 +295,7 @@ class Recorder:
             "format": FORMAT, "format_version": FORMAT_VERSION, "status": "running", "message": "",
             "plasticity_kit_version": __version__, "name": name, "seed": seed, "created": _now(),
             "steps": 0, "epochs_completed": 0, "swmr": swmr, "resumed_at": np.zeros(0, np.int64),
+            "replicas": replicas,
             **_writer_attrs(),
         })
         f.create_dataset("spec", data=spec_yaml, dtype=h5py.string_dtype("utf-8"))

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DataError, SpecError
-from .metrics.base import MetricContext, MetricUnavailable
+from .metrics.base import MetricContext, MetricUnavailable, evaluate as evaluate_metric
 from .recording import Recorder, open_for_reading
 from .scheduler import Outcome, Position, Progress, critical, steps_per_epoch, train
 from .spec import RunSpec
@@ -158,7 +158,7 @@ def execute_data(spec: RunSpec, data, *, path=None, state: dict | None = None, s
             path, name=spec.name, spec_yaml=spec.to_yaml(), seed=sched["seed"],
             seeds={name: f"SeedSequence({sched['seed']}).spawn({len(STREAMS)})[{i}]" for i, name in enumerate(STREAMS)},
             data=data, state=state, fields=spec.record["fields"], compression=spec.record["compression"],
-            dtype=spec.record["dtype"], swmr=spec.record["swmr"],
+            dtype=spec.record["dtype"], swmr=spec.record["swmr"], replicas=spec.replicas,
         )
     unavailable: set = set()
 
@@ -167,7 +167,7 @@ def execute_data(spec: RunSpec, data, *, path=None, state: dict | None = None, s
             return
         ctx = MetricContext(rule=rule, state=state, data=data, spec=spec, step=step, epoch=epoch)
         try:
-            values = metric.compute(ctx)
+            values = evaluate_metric(metric, ctx)
         except MetricUnavailable as exc:
             unavailable.add(metric.name)
             log(f"metric '{metric.name}' skipped: {exc}")

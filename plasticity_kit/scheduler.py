@@ -2,7 +2,11 @@
 guard, clean interruption (Ctrl-C or SIGTERM) and resume.
 
 ``train`` never calls Python per sample: each step hands a whole mini-batch to ``rule.step``
-(a compiled kernel for the built-ins).  It returns how the run ended; the caller records it.
+(a compiled kernel for the built-ins); a rule with a multi-step kernel (``rule.chunk_steps`` > 1)
+gets the sample indices of all the steps up to the next record, metric or chunk end in one
+``rule.run_steps`` call.  Chunks end at fixed step numbers, so the same spec always makes the same
+calls (and a resumed run the calls of the run it continues).  It returns how the run ended; the
+caller records it.
 
 Resume: a :class:`Position` says where training stands (steps done, epoch, batches of that epoch
 done, the shuffle generator's state at that epoch's start).  ``train(..., position=p)`` starts
@@ -166,6 +170,7 @@ def train(rule, state: dict, X: np.ndarray, *, epochs: int, batch_size: int, shu
     """
     n = X.shape[0]
     per_epoch = steps_per_epoch(n, batch_size)
+    total = epochs * per_epoch
     full = np.empty((min(batch_size, n), X.shape[1]), dtype=X.dtype)
     pos = position if position is not None else Position()
     if pos.step != pos.epoch * per_epoch + pos.batch or pos.batch >= per_epoch:
@@ -175,8 +180,11 @@ def train(rule, state: dict, X: np.ndarray, *, epochs: int, batch_size: int, shu
         rng.bit_generator.state = pos.rng_state
     else:
         pos.rng_state = rng.bit_generator.state
-    step, pos_epoch0, first_batch = pos.step, pos.epoch, pos.batch
-    epoch = pos_epoch0
+    step, epoch, b = pos.step, pos.epoch, pos.batch   # b: batches of epoch `epoch` done
+    epoch_rng = pos.rng_state                         # the generator at the start of epoch `epoch`
+    order = None                                      # epoch `epoch`'s permutation, once drawn
+    chunk = max(1, int(getattr(rule, "chunk_steps", 1)))
+    stops = [c for c in (record_every, chunk, *(every for every, _ in periodic)) if c]
     last_recorded = step if step else -1
     start = time.perf_counter()
     offset = pos.elapsed
@@ -195,33 +203,46 @@ def train(rule, state: dict, X: np.ndarray, *, epochs: int, batch_size: int, shu
     with signals_raise():
         try:
             record()
-            for epoch in range(pos_epoch0, epochs):
-                order = rng.permutation(n) if shuffle else np.arange(n)
-                for b in range(first_batch if epoch == pos_epoch0 else 0, per_epoch):
+            while step < total:
+                # the batches up to the next step where something happens (a record, a metric,
+                # the end of a chunk); one batch for rules without a multi-step kernel
+                stop = min([total] + [(step // c + 1) * c for c in stops])
+                picks, completed = [], []
+                while step + len(picks) < stop:
+                    if order is None:
+                        order = rng.permutation(n) if shuffle else np.arange(n)
                     idx = order[b * batch_size:(b + 1) * batch_size]
-                    batch = np.take(X, idx, axis=0, out=full, mode="clip") if len(idx) == len(full) else X[idx]
-                    pos.exact = False  # until the step, its epoch's end and its metrics are done
-                    rule.step(state, batch)
-                    step += 1
-                    problem = rule.divergence(state)
-                    if problem:
-                        record()
-                        return outcome("diverged", f"diverged at step {step} (epoch {epoch + 1}): {problem}")
-                    if b + 1 == per_epoch:
-                        rule.end_epoch(state, epoch + 1)  # before the step is measured or recorded
-                        # the next epoch starts from the generator as it is now
-                        pos.step, pos.epoch, pos.batch, pos.rng_state = step, epoch + 1, 0, rng.bit_generator.state
-                    else:
-                        pos.step, pos.batch = step, b + 1
-                    for every, callback in periodic:
-                        if step % every == 0:
-                            callback(step, step // per_epoch, state)
-                    pos.exact = True
-                    if record_every and step % record_every == 0:
-                        record()
-                if progress is not None:
-                    progress.update(epoch + 1, step)
-            epoch = epochs
+                    if picks and len(idx) != len(picks[0]):
+                        break  # an epoch's smaller last batch starts a chunk of its own
+                    picks.append(idx)
+                    b += 1
+                    if b == per_epoch:
+                        epoch, b, order = epoch + 1, 0, None
+                        epoch_rng = rng.bit_generator.state
+                        completed.append(epoch)
+                pos.exact = False  # until the steps, their epochs' ends and their metrics are done
+                if chunk == 1:
+                    idx = picks[0]
+                    rule.step(state, np.take(X, idx, axis=0, out=full, mode="clip") if len(idx) == len(full) else X[idx])
+                else:
+                    rule.run_steps(state, X, np.stack(picks))
+                step += len(picks)
+                problem = rule.divergence(state)
+                if problem:
+                    record()
+                    where = f"at step {step}" if len(picks) == 1 else f"by step {step}"
+                    return outcome("diverged", f"diverged {where} (epoch {(step - 1) // per_epoch + 1}): {problem}")
+                for e in completed:
+                    rule.end_epoch(state, e)  # before the step is measured or recorded
+                pos.step, pos.epoch, pos.batch, pos.rng_state = step, epoch, b, epoch_rng
+                for every, callback in periodic:
+                    if step % every == 0:
+                        callback(step, step // per_epoch, state)
+                pos.exact = True
+                if record_every and step % record_every == 0:
+                    record()
+                if progress is not None and (completed or step == total):
+                    progress.update(epoch, step)
             record()
             return outcome("completed", f"completed {epochs} epochs ({step} steps)")
         except KeyboardInterrupt:

@@ -33,10 +33,12 @@ SCHEDULE = Schema(
     Option("shuffle", "bool", True, "reshuffle the samples every epoch"),
     Option("seed", "integer", 0, "seed of every random draw of the run (data subset, initial weights, shuffling)", low=0),
 )
-MODEL_KEYS = ("rule", "n_neurons", "dtype") + COMPONENTS
+MODEL_KEYS = ("rule", "n_neurons", "dtype", "replicas") + COMPONENTS
 MODEL = Schema(
     Option("n_neurons", "integer", doc="number of neurons (hidden units)", low=1),
     Option("dtype", "choice", "float32", "floating type of the state", choices=("float32", "float64")),
+    Option("replicas", "integer", 1, "independent networks trained side by side on the same batches, differing "
+           "in their initial state (a leading axis of every state array)", low=1),
 )
 RECORD = Schema(
     Option("fields", "any", None, "state arrays recorded over time (default: the rule's)", nullable=True),
@@ -67,11 +69,17 @@ class RunSpec:
     resolved: dict
     metrics: list = field(default_factory=list)
     raw: dict = field(repr=False, default_factory=dict)
+    replicas: int = 1
 
     def build_rule(self, n_inputs: int) -> Rule:
+        """The rule for ``n_inputs`` inputs; with ``model.replicas`` R > 1, an ensemble of R
+        networks (:class:`~plasticity_kit.rules.replicas.Replicas`)."""
+        from .rules.replicas import Replicas
+
         self.model.n_inputs = n_inputs
         self.model.epochs = self.schedule["epochs"]
-        return self.rule_class(self.model)
+        rule = self.rule_class(self.model)
+        return Replicas(rule, self.replicas) if self.replicas > 1 else rule
 
     def to_yaml(self) -> str:
         return dump_yaml(self.resolved)
@@ -229,7 +237,7 @@ def _resolve(raw: dict, source: str, reg: Registry) -> RunSpec:
     rule_cls = reg.rules.get(rule_name, "model.rule.name" if isinstance(model_raw["rule"], dict) else "model.rule")
     params = rule_cls.options.validate(rule_params, "model.rule.params")
     params = _resolve_paths(params, rule_cls.options, base_dir)
-    basic = MODEL.validate({k: v for k, v in model_raw.items() if k in ("n_neurons", "dtype")}, "model")
+    basic = MODEL.validate({k: v for k, v in model_raw.items() if k in ("n_neurons", "dtype", "replicas")}, "model")
     components = {}
     for comp in COMPONENTS:
         value = model_raw.get(comp)
@@ -292,6 +300,7 @@ def _resolve(raw: dict, source: str, reg: Registry) -> RunSpec:
             "rule": {"name": rule_name, "params": params},
             "n_neurons": model.n_neurons,
             "dtype": basic["dtype"],
+            "replicas": basic["replicas"],
             **{comp: obj.to_config() for comp, obj in components.items()},
         },
         "schedule": schedule,
@@ -303,7 +312,7 @@ def _resolve(raw: dict, source: str, reg: Registry) -> RunSpec:
     return RunSpec(
         name=name, source=source, dataset=dataset, rule_class=rule_cls, model=model, schedule=schedule,
         record=record, output_dir=Path(output["dir"]) / name, exporters=exporters, resolved=resolved, raw=raw,
-        metrics=metrics,
+        metrics=metrics, replicas=basic["replicas"],
     )
 
 

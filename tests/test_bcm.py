@@ -145,8 +145,7 @@ def test_replicas_in_one_call_equal_separate_networks(dtype, opt):
     R, n, d = 4, 5, 40
     rule = make_rule(dtype, activations.Relu(), opt, interactions.Binocular(), "moving_average", n=n, d=d)
     states = [rule.init_state(np.random.default_rng(seed)) for seed in range(R)]
-    stacked = {k: (np.concatenate([s[k] for s in states]) if k != "optimizer/t" else np.zeros(1, np.int64))
-               for k in states[0]}
+    stacked = {k: np.concatenate([s[k] for s in states]) for k in states[0]}
     X = np.random.default_rng(9).random((50, d)).astype(dtype)
     factor = rule._factor_typed
     lr, a, b, eps = opt.kernel_args()
@@ -161,15 +160,16 @@ def test_replicas_in_one_call_equal_separate_networks(dtype, opt):
                  stacked[f"optimizer/{names[1]}"] if len(names) > 1 else None, stacked["optimizer/t"],
                  replicas=R)
     for key in stacked:
-        if key != "optimizer/t":
-            np.testing.assert_array_equal(stacked[key], np.concatenate([s[key] for s in states]), err_msg=key)
+        np.testing.assert_array_equal(stacked[key], np.concatenate([s[key] for s in states]), err_msg=key)
 
 
 def test_replica_shapes_are_checked():
     W = np.zeros((6, 4), np.float32)
     args = (W, np.zeros(6, np.float32), np.zeros((2, 4), np.float32))
-    rest = (0, 0.5, False, 1e-8, 0, 0.1, 0, 0, 0, None, None, np.zeros(1, np.int64))
+    rest = (0, 0.5, False, 1e-8, 0, 0.1, 0, 0, 0, None, None, np.zeros(2, np.int64))
     with pytest.raises(ValueError, match="replicas must divide the 6 rows"):
         bcm_step(*args, None, *rest, replicas=4)
     with pytest.raises(ValueError, match=r"factor must be 3 x 3 \(neurons per replica\)"):
         bcm_step(*args, np.eye(6, dtype=np.float32), *rest, replicas=2)
+    with pytest.raises(ValueError, match=r"one step counter per replica \(3\), got 2"):
+        bcm_step(*args, None, *rest, replicas=3)

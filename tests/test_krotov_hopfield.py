@@ -327,3 +327,59 @@ def test_weight_norm_metric_uses_the_rules_p():
     np.testing.assert_allclose(out["norms"], [3 ** (1 / 3), 0.5])
     assert out["max_deviation"] == pytest.approx(0.5)
     assert WeightNorm(p=2).compute(ctx)["norms"][0] == pytest.approx(np.sqrt(3))
+
+
+# ----------------------------------------------------------------------- ranking rule, replicas
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("p, k", [(3.0, 3), (2.0, 2)])
+def test_ranking_replicas_in_one_call_equal_separate_networks(dtype, p, k):
+    """R networks stacked as R·n rows in one call give the R separate calls bit for bit: weights,
+    normalisers and winners (unit indices local to each network)."""
+    R, n, D, B = 5, 7, 30, 12
+    rng = np.random.default_rng(11)
+    W0 = rng.normal(size=(R * n, D)).astype(dtype)
+    X = (rng.random((6 * B, D)) * (rng.random((6 * B, D)) < 0.4)).astype(dtype)
+    stacked = W0.copy()
+    separate = [W0[r * n:(r + 1) * n].copy() for r in range(R)]
+    win_stacked = np.full((R * B, 2), -1, np.int32)
+    win_separate = np.full((B, 2), -1, np.int32)
+    for t in range(6):
+        batch = np.ascontiguousarray(X[t * B:(t + 1) * B])
+        norms = ranking_step(stacked, batch, 0.05, p, k, 0.4, 1e-30, win_stacked, replicas=R)
+        assert isinstance(norms, np.ndarray) and norms.dtype == np.float64 and norms.shape == (R,)
+        for r, W in enumerate(separate):
+            nc = ranking_step(W, batch, 0.05, p, k, 0.4, 1e-30, win_separate)
+            assert isinstance(nc, float)
+            assert norms[r] == nc, (t, r)
+            np.testing.assert_array_equal(win_stacked[r * B:(r + 1) * B], win_separate, err_msg=f"step {t}, replica {r}")
+        np.testing.assert_array_equal(stacked, np.concatenate(separate), err_msg=f"step {t}")
+    assert win_stacked.min() >= 0 and win_stacked.max() < n
+    assert not np.array_equal(stacked, W0)
+    # replicas=1 is the plain call, and a stacked call without winners steps the same
+    again = W0.copy()
+    for t in range(6):
+        ranking_step(again, np.ascontiguousarray(X[t * B:(t + 1) * B]), 0.05, p, k, 0.4, 1e-30, replicas=R)
+    np.testing.assert_array_equal(again, stacked)
+    one = W0[:n].copy()
+    assert isinstance(ranking_step(one, X[:B], 0.05, p, k, 0.4, 1e-30, replicas=1), float)
+
+
+def test_ranking_replicas_on_an_empty_batch():
+    W = np.ones((6, 4))
+    norms = ranking_step(W, np.zeros((0, 4)), 0.1, 2.0, 2, 0.4, 1e-30, replicas=3)
+    np.testing.assert_array_equal(norms, np.zeros(3))
+    assert np.array_equal(W, np.ones((6, 4)))
+
+
+def test_ranking_replica_shapes_are_checked():
+    W = np.zeros((6, 4))
+    x = np.zeros((2, 4))
+    with pytest.raises(ValueError, match=r"k must be in \[2, 3\] \(n = 3, the units per replica"):
+        ranking_step(W, x, 0.1, 2.0, 4, 0.4, 1e-30, replicas=2)
+    with pytest.raises(ValueError, match="replicas must divide the 6 rows of W, got 4"):
+        ranking_step(W, x, 0.1, 2.0, 2, 0.4, 1e-30, replicas=4)
+    with pytest.raises(ValueError, match="replicas must be at least 1, got 0"):
+        ranking_step(W, x, 0.1, 2.0, 2, 0.4, 1e-30, replicas=0)
+    with pytest.raises(ValueError, match=r"winners must be \(R\*B\) x 2 = 4 x 2"):
+        ranking_step(W, x, 0.1, 2.0, 2, 0.4, 1e-30, np.zeros((2, 2), np.int32), replicas=2)

@@ -25,8 +25,10 @@ The numpy reference of the same equations is ``plasticity_kit.rules.bcm.referenc
 """
 from cython.parallel cimport prange
 from libc.stdlib cimport malloc, free
+from libc.string cimport memcpy
 from libc.stdint cimport uintptr_t
 cimport openmp
+import numpy as np
 
 from plasticity_kit.kernels.blas cimport gemm_rm, floating
 
@@ -115,6 +117,29 @@ cdef extern from *:
     PK_DEFINE(float, f, fabsf, FLT_MIN)
     PK_DEFINE(double, d, fabs, DBL_MIN)
 
+
+    /* Sample-space form (bcm_steps with gram): dot products and row updates accumulated in double. */
+    static double pk_dot_fd(const float *a, const float *b, ptrdiff_t n) {
+        double s = 0;
+        PK_SIMD_SUM_S
+        for (ptrdiff_t j = 0; j < n; j++) s += (double)a[j] * (double)b[j];
+        return s;
+    }
+    static double pk_dot_dd(const double *a, const double *b, ptrdiff_t n) {
+        double s = 0;
+        PK_SIMD_SUM_S
+        for (ptrdiff_t j = 0; j < n; j++) s += a[j] * b[j];
+        return s;
+    }
+    static void pk_axpy_fd(double *acc, double c, const float *x, ptrdiff_t n) {
+        PK_SIMD
+        for (ptrdiff_t j = 0; j < n; j++) acc[j] += c * (double)x[j];
+    }
+    static void pk_axpy_dd(double *acc, double c, const double *x, ptrdiff_t n) {
+        PK_SIMD
+        for (ptrdiff_t j = 0; j < n; j++) acc[j] += c * x[j];
+    }
+
     /* Adam with SSE2 intrinsics: the same operations in the same order as the scalar loop
        (no FMA), so the results are bit-identical; 4-5x faster than the scalar loop. */
     #ifdef PK_SSE2
@@ -187,6 +212,10 @@ cdef extern from *:
         pk_adam_scalar_d(W + j, m + j, v + j, d + j, n - j, b1, omb1, b2, omb2, lr, c1, c2, eps);
     }
     """
+    double pk_dot_fd(const float* a, const float* b, Py_ssize_t n) noexcept nogil
+    double pk_dot_dd(const double* a, const double* b, Py_ssize_t n) noexcept nogil
+    void pk_axpy_fd(double* acc, double c, const float* x, Py_ssize_t n) noexcept nogil
+    void pk_axpy_dd(double* acc, double c, const double* x, Py_ssize_t n) noexcept nogil
     void pk_rows_f(float* Y, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t B, int act, double gamma,
                    int batch_thr, double eps, float* theta) noexcept nogil
     void pk_rows_d(double* Y, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t B, int act, double gamma,
@@ -253,6 +282,123 @@ cdef char* _aligned(char* raw) noexcept nogil:
     return <char*> ((<uintptr_t> raw + ALIGN - 1) & ~(<uintptr_t> (ALIGN - 1)))
 
 
+cdef void primal_steps(floating* Wr, floating* th, const floating* X, Py_ssize_t D,
+                       const int* batches, Py_ssize_t S, Py_ssize_t B,
+                       const floating* factor, Py_ssize_t n, int act, double gamma, int batch_thr,
+                       double eps, int optimizer, double lr, double a, double b, double opt_eps,
+                       floating* f1, floating* f2, long long* t, floating* Z, floating* Y,
+                       floating* dW, floating* Xb, int nt_rows, int nt_upd) noexcept nogil:
+    """S steps of one network (n rows of W) in the weight space: Z = W·Xbᵀ and ΔW = φ·Xb by BLAS."""
+    cdef Py_ssize_t s, j, i
+    cdef const floating* Xs = X
+    cdef double c1 = 0, c2 = 0
+    for s in range(S):
+        if batches != NULL:
+            for j in range(B):
+                memcpy(Xb + j * D, X + <Py_ssize_t> batches[s * B + j] * D, D * sizeof(floating))
+            Xs = Xb
+        t[0] += 1
+        if optimizer == OPT_ADAM:
+            c1 = 1.0 / (1.0 - pow(a, <double> t[0]))
+            c2 = 1.0 / (1.0 - pow(b, <double> t[0]))
+        gemm_rm(False, True, <int> n, <int> B, <int> D, <floating> 1, Wr, <int> D,
+                Xs, <int> D, <floating> 0, Z, <int> B)
+        if factor != NULL:
+            gemm_rm(False, False, <int> n, <int> B, <int> n, <floating> 1, factor, <int> n,
+                    Z, <int> B, <floating> 0, Y, <int> B)
+        if nt_rows > 1:
+            for i in prange(n, num_threads=nt_rows, schedule="static"):
+                rows(Y, i, i + 1, B, act, gamma, batch_thr, eps, th)
+        else:
+            rows(Y, 0, n, B, act, gamma, batch_thr, eps, th)
+        if optimizer == OPT_SGD:
+            gemm_rm(False, False, <int> n, <int> D, <int> B, <floating> lr, Y, <int> B,
+                    Xs, <int> D, <floating> 1, Wr, <int> D)
+        else:
+            gemm_rm(False, False, <int> n, <int> D, <int> B, <floating> 1, Y, <int> B,
+                    Xs, <int> D, <floating> 0, dW, <int> D)
+            if nt_upd > 1:
+                for i in prange(n, num_threads=nt_upd, schedule="static"):
+                    update(optimizer, Wr + i * D, f1 + i * D, f2 + i * D if f2 != NULL else NULL,
+                           dW + i * D, D, lr, a, b, opt_eps, c1, c2)
+            else:
+                update(optimizer, Wr, f1, f2, dW, n * D, lr, a, b, opt_eps, c1, c2)
+
+
+cdef int dual_steps(floating* Wr, floating* th, const floating* X, Py_ssize_t P, Py_ssize_t D,
+                    const int* batches, Py_ssize_t S, Py_ssize_t B, const double* G,
+                    const floating* factor, Py_ssize_t n, int act, double gamma, int batch_thr,
+                    double eps, double lr, long long* t) noexcept nogil:
+    """S SGD steps of one network in the span of the samples (see ``bcm_steps``); −1: no memory.
+
+    W = W₀ + C·X with C (n×P) starting at 0, so Z = W·x_q = (W₀·Xᵀ)_q + C·G_q and the step is
+    C[:, q] += lr·φ/B for the batch's samples q.  W is formed once, at the end.  In double.
+    """
+    cdef Py_ssize_t i, j, k, p, q, s, d
+    cdef double* ws = <double*> malloc((2 * n * P + 2 * n * B + n + D) * sizeof(double))
+    if ws == NULL:
+        return -1
+    cdef double* Z0 = ws
+    cdef double* C = Z0 + n * P
+    cdef double* Zb = C + n * P
+    cdef double* Yb = Zb + n * B
+    cdef double* thd = Yb + n * B
+    cdef double* acc = thd + n
+    cdef double* Ys
+    cdef double v
+    cdef const int* idx
+    for i in range(n):
+        thd[i] = th[i]
+        for p in range(P):
+            Z0[i * P + p] = dot_acc(Wr + i * D, X + p * D, D)
+            C[i * P + p] = 0
+    for s in range(S):
+        idx = batches + s * B
+        for i in range(n):
+            for j in range(B):
+                q = idx[j]
+                Zb[i * B + j] = Z0[i * P + q] + pk_dot_dd(C + i * P, G + q * P, P)
+        Ys = Zb
+        if factor != NULL:
+            for i in range(n):
+                for j in range(B):
+                    v = 0
+                    for k in range(n):
+                        v = v + <double> factor[i * n + k] * Zb[k * B + j]
+                    Yb[i * B + j] = v
+            Ys = Yb
+        pk_rows_d(Ys, 0, n, B, act, gamma, batch_thr, eps, thd)
+        for i in range(n):
+            for j in range(B):
+                C[i * P + idx[j]] += lr * Ys[i * B + j]
+        t[0] += 1
+    for i in range(n):
+        for d in range(D):
+            acc[d] = 0
+        for p in range(P):
+            if C[i * P + p] != 0:
+                axpy_acc(acc, C[i * P + p], X + p * D, D)
+        for d in range(D):
+            Wr[i * D + d] = <floating> (<double> Wr[i * D + d] + acc[d])
+        th[i] = <floating> thd[i]
+    free(ws)
+    return 0
+
+
+cdef inline double dot_acc(const floating* a, const floating* b, Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        return pk_dot_fd(a, b, n)
+    else:
+        return pk_dot_dd(a, b, n)
+
+
+cdef inline void axpy_acc(double* acc, double c, const floating* x, Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        pk_axpy_fd(acc, c, x, n)
+    else:
+        pk_axpy_dd(acc, c, x, n)
+
+
 def bcm_step(floating[:, ::1] W, floating[::1] theta, const floating[:, ::1] X,
              const floating[:, ::1] factor, int activation,
              double memory_factor, bint batch_threshold, double epsilon,
@@ -261,25 +407,51 @@ def bcm_step(floating[:, ::1] W, floating[::1] theta, const floating[:, ::1] X,
              int num_threads=0, int replicas=1):
     """Apply one BCM step to ``W`` (N×D) and ``theta`` (N) in place for the batch ``X`` (B×D).
 
-    Replicas: ``replicas`` = R independent networks of n = N/R neurons that see the same batch are
-    trained in one call, their rows stacked in W, θ and the optimizer state.  The kernel runs each
-    block of n rows exactly as a call for that network alone (same products, same order), so the
-    result equals R separate calls bit for bit, one block stays in cache through both products,
-    and the R−1 extra Python calls are saved.
+    The one-batch form of :func:`bcm_steps` (the whole of ``X`` is the batch); arguments as there.
+    """
+    bcm_steps(W, theta, X, None, factor, activation, memory_factor, batch_threshold, epsilon,
+              optimizer, lr, opt_a, opt_b, opt_eps, opt_first, opt_second, opt_t,
+              None, num_threads, replicas)
+
+
+def bcm_steps(floating[:, ::1] W, floating[::1] theta, const floating[:, ::1] X,
+              const int[:, ::1] batches, const floating[:, ::1] factor, int activation,
+              double memory_factor, bint batch_threshold, double epsilon,
+              int optimizer, double lr, double opt_a, double opt_b, double opt_eps,
+              floating[:, ::1] opt_first, floating[:, ::1] opt_second, long long[::1] opt_t,
+              const double[:, ::1] gram=None, int num_threads=0, int replicas=1):
+    """Apply S BCM steps in place: step s uses the batch ``X[batches[s]]`` (``batches``: S×B
+    sample indices into ``X``, P×D); ``batches`` None makes the whole of ``X`` one batch.
+
+    Replicas: ``replicas`` = R independent networks of n = N/R neurons that see the same batches
+    are trained in one call, their rows stacked in W, θ and the optimizer state, each with its
+    own step counter ``opt_t[r]``.  Each block of n rows is run exactly as a call for that
+    network alone (same operations, same order), so the result equals R separate calls bit for
+    bit.  Networks are run one after the other through all S steps, so that one network's
+    state stays in cache.
+
+    ``gram`` (P×P, float64, = X·Xᵀ) selects the sample-space form, for SGD only: within the
+    call every network's weights stay W₀ + C·X (each step adds lr·φ/B·X_batch), so the
+    responses are W₀·Xᵀ + C·G and a step costs n·B·P instead of 2·n·B·D operations; W is
+    formed at the end.  The same equations, computed in double; worth it when P ≪ D (few
+    images, many pixels: the reference study's 10 faces of 4096 pixels).  The replicas then
+    run in parallel (OpenMP), one network per thread.
 
     ``factor``: (I−L)⁻¹ (n×n) or None.  ``activation``: 0 linear, 1 relu, 2 logistic, 3 tanh.
     ``optimizer``: 0 SGD(lr), 1 momentum(lr, μ=opt_a; opt_first = velocity), 2 Adam(lr, β1=opt_a,
-    β2=opt_b, ε=opt_eps; opt_first = m, opt_second = v).  ``opt_t`` (1 element) counts steps.
-    ``num_threads`` ≤ 0 uses OpenMP's default; it applies to the element-wise passes, and only
-    when they are large (the products use BLAS's own threads).
+    β2=opt_b, ε=opt_eps; opt_first = m, opt_second = v).  ``num_threads`` ≤ 0 uses OpenMP's
+    default; it applies to the element-wise passes when they are large and to the replicas of
+    the sample-space form (the products use BLAS's own threads).
     """
     global _ws_raw, _ws_size, _ws_busy
-    cdef Py_ssize_t N = W.shape[0], D = W.shape[1], B = X.shape[0]
+    cdef Py_ssize_t N = W.shape[0], D = W.shape[1], P = X.shape[0]
+    cdef Py_ssize_t S = 1 if batches is None else batches.shape[0]
+    cdef Py_ssize_t B = P if batches is None else batches.shape[1]
     if X.shape[1] != D or theta.shape[0] != N:
         raise ValueError(f"shape mismatch: W {W.shape[0]}x{W.shape[1]}, theta {theta.shape[0]}, X {X.shape[0]}x{X.shape[1]}")
     if replicas < 1 or N % replicas != 0:
         raise ValueError(f"replicas must divide the {N} rows of W, got {replicas}")
-    cdef Py_ssize_t R = replicas, n = N // replicas, r
+    cdef Py_ssize_t R = replicas, n = N // replicas, r, i
     cdef bint has_factor = factor is not None
     if has_factor and (factor.shape[0] != n or factor.shape[1] != n):
         raise ValueError(f"factor must be {n} x {n} (neurons per replica), got {factor.shape[0]}x{factor.shape[1]}")
@@ -287,18 +459,49 @@ def bcm_step(floating[:, ::1] W, floating[::1] theta, const floating[:, ::1] X,
         raise ValueError("optimizer state must be N x D")
     if optimizer == OPT_ADAM and (opt_second is None or opt_second.shape[0] != N or opt_second.shape[1] != D):
         raise ValueError("Adam second moment must be N x D")
-    if opt_t is None or opt_t.shape[0] < 1:
-        raise ValueError("opt_t must hold the step counter")
+    if opt_t is None or opt_t.shape[0] != R:
+        raise ValueError(f"opt_t must hold one step counter per replica ({R}), got {0 if opt_t is None else opt_t.shape[0]}")
     if activation < 0 or activation > 3 or optimizer < 0 or optimizer > 2:
         raise ValueError(f"unknown activation {activation} or optimizer {optimizer}")
-    if B == 0:
+    if batches is not None:
+        for r in range(S):
+            for i in range(B):
+                if batches[r, i] < 0 or batches[r, i] >= P:
+                    raise ValueError(f"batches[{r}, {i}] = {batches[r, i]} is not a row of X (0..{P - 1})")
+    if gram is not None:
+        if optimizer != OPT_SGD:
+            raise ValueError("the sample-space form (gram) needs the SGD optimizer")
+        if gram.shape[0] != P or gram.shape[1] != P:
+            raise ValueError(f"gram must be X·Xᵀ, {P} x {P}, got {gram.shape[0]}x{gram.shape[1]}")
+        if batches is None:
+            batches = np.arange(P, dtype=np.int32)[None, :]
+    if B == 0 or S == 0:
         return
     cdef int nt = num_threads if num_threads > 0 else openmp.omp_get_max_threads()
+    cdef const floating* F = &factor[0, 0] if has_factor else NULL
+    cdef const int* idx = &batches[0, 0] if batches is not None else NULL
+    cdef floating* first = &opt_first[0, 0] if optimizer != OPT_SGD else NULL
+    cdef floating* second = &opt_second[0, 0] if optimizer == OPT_ADAM else NULL
+    cdef int failed = 0, nt_rep
 
-    # Workspace for one replica: Z (n×B), then Y (n×B) when there is a factor, then ΔW (n×D) unless SGD.
+    if gram is not None:
+        # one network per thread when there is enough work to share
+        nt_rep = nt if R > 1 and R * S * n * B * P >= PAR_MIN else 1
+        for r in prange(R, nogil=True, num_threads=nt_rep, schedule="dynamic"):
+            if dual_steps(&W[0, 0] + r * n * D, &theta[0] + r * n, &X[0, 0], P, D, idx, S, B,
+                          &gram[0, 0], F, n, activation, memory_factor, batch_threshold, epsilon,
+                          lr, &opt_t[r]) != 0:
+                failed += 1
+        if failed:
+            raise MemoryError()
+        return
+
+    # Workspace for one replica: Z (n×B), Y (n×B) when there is a factor, ΔW (n×D) unless SGD,
+    # the gathered batch (B×D) when batches are indices.
     cdef size_t nzb = ((n * B * sizeof(floating) + ALIGN - 1) // ALIGN) * ALIGN
-    cdef size_t ndw = n * D * sizeof(floating) if optimizer != OPT_SGD else 0
-    cdef size_t need = nzb * (2 if has_factor else 1) + ndw + ALIGN
+    cdef size_t ndw = ((n * D * sizeof(floating) + ALIGN - 1) // ALIGN) * ALIGN if optimizer != OPT_SGD else 0
+    cdef size_t nxb = B * D * sizeof(floating) if batches is not None else 0
+    cdef size_t need = nzb * (2 if has_factor else 1) + ndw + nxb + ALIGN
     cdef char* raw
     cdef bint kept = not _ws_busy and need <= KEEP_MAX
     if kept:
@@ -317,53 +520,18 @@ def bcm_step(floating[:, ::1] W, floating[::1] theta, const floating[:, ::1] X,
     cdef floating* Z = <floating*> base
     cdef floating* Y = <floating*> (base + nzb) if has_factor else Z
     cdef floating* dW = <floating*> (base + nzb * (2 if has_factor else 1)) if ndw else NULL
-
-    cdef Py_ssize_t i
-    cdef double c1 = 0, c2 = 0
-    cdef long long t
-    cdef floating* first = &opt_first[0, 0] if optimizer != OPT_SGD else NULL
-    cdef floating* second = &opt_second[0, 0] if optimizer == OPT_ADAM else NULL
-    cdef floating* Wr
-    cdef floating* th
-    cdef floating* f1
-    cdef floating* f2
+    cdef floating* Xb = <floating*> (base + nzb * (2 if has_factor else 1) + ndw) if nxb else NULL
     cdef int nt_rows = nt if n * B >= PAR_MIN else 1
     cdef int nt_upd = nt if n * D >= PAR_MIN else 1
     try:
         with nogil:
-            opt_t[0] += 1
-            t = opt_t[0]
-            if optimizer == OPT_ADAM:
-                c1 = 1.0 / (1.0 - pow(opt_a, <double> t))
-                c2 = 1.0 / (1.0 - pow(opt_b, <double> t))
             for r in range(R):
-                Wr = &W[0, 0] + r * n * D
-                th = &theta[0] + r * n
-                f1 = first + r * n * D if first != NULL else NULL
-                f2 = second + r * n * D if second != NULL else NULL
-                gemm_rm(False, True, <int> n, <int> B, <int> D, <floating> 1, Wr, <int> D,
-                        &X[0, 0], <int> D, <floating> 0, Z, <int> B)
-                if has_factor:
-                    gemm_rm(False, False, <int> n, <int> B, <int> n, <floating> 1, &factor[0, 0], <int> n,
-                            Z, <int> B, <floating> 0, Y, <int> B)
-                if nt_rows > 1:
-                    for i in prange(n, num_threads=nt_rows, schedule="static"):
-                        rows(Y, i, i + 1, B, activation, memory_factor, batch_threshold, epsilon, th)
-                else:
-                    rows(Y, 0, n, B, activation, memory_factor, batch_threshold, epsilon, th)
-
-                if optimizer == OPT_SGD:
-                    gemm_rm(False, False, <int> n, <int> D, <int> B, <floating> lr, Y, <int> B,
-                            &X[0, 0], <int> D, <floating> 1, Wr, <int> D)
-                else:
-                    gemm_rm(False, False, <int> n, <int> D, <int> B, <floating> 1, Y, <int> B,
-                            &X[0, 0], <int> D, <floating> 0, dW, <int> D)
-                    if nt_upd > 1:
-                        for i in prange(n, num_threads=nt_upd, schedule="static"):
-                            update(optimizer, Wr + i * D, f1 + i * D, f2 + i * D if f2 != NULL else NULL,
-                                   dW + i * D, D, lr, opt_a, opt_b, opt_eps, c1, c2)
-                    else:
-                        update(optimizer, Wr, f1, f2, dW, n * D, lr, opt_a, opt_b, opt_eps, c1, c2)
+                primal_steps(&W[0, 0] + r * n * D, &theta[0] + r * n, &X[0, 0], D, idx, S, B, F, n,
+                             activation, memory_factor, batch_threshold, epsilon, optimizer,
+                             lr, opt_a, opt_b, opt_eps,
+                             first + r * n * D if first != NULL else NULL,
+                             second + r * n * D if second != NULL else NULL,
+                             &opt_t[r], Z, Y, dW, Xb, nt_rows, nt_upd)
     finally:
         if kept:
             _ws_busy = False

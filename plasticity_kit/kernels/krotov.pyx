@@ -18,7 +18,9 @@ and differ in the learning activation g:
 Only units with g ≠ 0 (two per sample for the ranking rule, the few active ones for the dynamics)
 receive a learning signal, so ds is accumulated for those rows only (a sparse accumulation, no
 second dense product) and only those rows of W change.  Everything runs without the GIL; the
-per-sample ranking and relaxation run in parallel over samples (OpenMP).  The numpy references
+per-sample ranking and relaxation run in parallel over samples (OpenMP).  ``ranking_step`` can
+step R independent networks stacked in W in one call (``replicas``), each bit for bit as its own
+call would.  The numpy references
 of the same equations are ``plasticity_kit.rules.krotov_hopfield.reference_step`` and
 ``plasticity_kit.rules.krotov_hopfield_dynamics.reference_step``.
 """
@@ -26,6 +28,8 @@ from cython.parallel cimport prange
 from libc.math cimport pow, powf, fabs
 from libc.stdlib cimport malloc, calloc, free
 cimport openmp
+
+import numpy as np
 
 from plasticity_kit.kernels.blas cimport gemm_rm, floating
 
@@ -190,53 +194,95 @@ cdef int _threads(int num_threads) noexcept:
 
 
 def ranking_step(floating[:, ::1] W, const floating[:, ::1] X, double eps, double p, int k, double delta,
-                 double precision, int[:, ::1] winners=None, int num_threads=0):
+                 double precision, int[:, ::1] winners=None, int num_threads=0, int replicas=1):
     """One mini-batch of the ranking rule on ``W`` (N × D) in place for inputs ``X`` (B × D).
 
-    ``winners`` (optional, B × 2) receives each sample's strongest and k-th strongest unit.
-    Returns max|ds| (floored at ``precision``), the normaliser of the step.
+    For each network (a block of n rows of W, see ``replicas``):
+
+        I_bμ = Σ_i sign(W_μi)|W_μi|^(p−1) x_bi            B × n, one BLAS product
+        g_bμ = 1 for the strongest unit of sample b, −Δ for its k-th strongest (ties: lower index
+               first), 0 otherwise
+        ds_μ = Σ_b g_bμ x_b − (Σ_b g_bμ I_bμ) W_μ          only the rows with some g ≠ 0
+        W   += eps · ds / max(max|ds|, precision)          max over the network's own n rows
+
+    Replicas: ``replicas`` = R independent networks of n = N/R units each that see the same batch
+    are stepped in one call, their rows stacked in W (network r is rows r·n … (r+1)·n − 1).  Each
+    block is stepped exactly as a call on that network alone (its own product, its own ranking
+    among its n units, its own normaliser), one block after the other on the calling thread, so
+    the result equals R separate calls ``ranking_step(W[r*n:(r+1)*n], X, ...)`` bit for bit and
+    the R − 1 extra Python calls are saved.  Requires R ≥ 1 dividing N and 2 ≤ k ≤ n.
+
+    ``winners`` (optional, (R·B) × 2 int32; B × 2 for one network) receives each sample's strongest
+    and k-th strongest unit, network r's in rows r·B … (r+1)·B − 1, as unit indices within the
+    network (0 … n−1).  ``num_threads`` ≤ 0 uses OpenMP's default; it applies to the element-wise
+    passes (the product uses BLAS's own threads).
+
+    Returns max|ds| (floored at ``precision``), the normaliser of the step: a float for
+    ``replicas`` = 1, a float64 array of the R networks' normalisers otherwise.
     """
     cdef Py_ssize_t N = W.shape[0], D = W.shape[1], B = X.shape[0], b
     if X.shape[1] != D:
         raise ValueError(f"shape mismatch: W {N}x{D}, X {B}x{X.shape[1]}")
-    if k < 2 or k > N:
-        raise ValueError(f"k must be in [2, {N}] (the number of units), got {k}")
-    if winners is not None and (winners.shape[0] != B or winners.shape[1] != 2):
-        raise ValueError("winners must be B x 2")
+    if replicas < 1:
+        raise ValueError(f"replicas must be at least 1, got {replicas}")
+    if N % replicas != 0:
+        raise ValueError(f"replicas must divide the {N} rows of W, got {replicas}")
+    cdef Py_ssize_t R = replicas, n = N // replicas, r
+    if k < 2 or k > n:
+        if R == 1:
+            raise ValueError(f"k must be in [2, {n}] (the number of units), got {k}")
+        raise ValueError(f"k must be in [2, {n}] (n = {n}, the units per replica: {N} rows / {R} replicas), "
+                         f"got {k}")
+    if winners is not None and (winners.shape[0] != R * B or winners.shape[1] != 2):
+        if R == 1:
+            raise ValueError("winners must be B x 2")
+        raise ValueError(f"winners must be (R*B) x 2 = {R * B} x 2 ({R} replicas, batch {B}), "
+                         f"got {winners.shape[0]}x{winners.shape[1]}")
+    norms_arr = np.zeros(R, dtype=np.float64)
+    cdef double[::1] norms = norms_arr
     if B == 0:
-        return 0.0
+        return 0.0 if R == 1 else norms_arr
     cdef int nt = _threads(num_threads)
-    cdef floating* I = <floating*> malloc(B * N * sizeof(floating))
+    # One replica's buffers, reused block after block; the winners of all blocks are kept.
+    cdef floating* I = <floating*> malloc(B * n * sizeof(floating))
     cdef int* idx = <int*> malloc(B * k * sizeof(int))
     cdef floating* val = <floating*> malloc(B * k * sizeof(floating))
-    cdef int* e_unit = <int*> malloc(2 * B * sizeof(int))
+    cdef int* e_unit = <int*> malloc(R * 2 * B * sizeof(int))
     cdef int* e_sample = <int*> malloc(2 * B * sizeof(int))
     cdef floating* e_g = <floating*> malloc(2 * B * sizeof(floating))
     cdef int status = 0
-    cdef double nc = 0
     cdef floating minus_delta = <floating> (-delta)
+    cdef floating* Wr
+    cdef int* eu
     if I == NULL or idx == NULL or val == NULL or e_unit == NULL or e_sample == NULL or e_g == NULL:
         status = -1
     else:
         with nogil:
-            status = currents(&W[0, 0], &X[0, 0], I, N, D, B, p, nt)
-            if status == 0:
-                for b in prange(B, num_threads=_team(nt, B * N), schedule="static"):
-                    rank_sample(I + b * N, N, k, idx + b * k, val + b * k, e_unit + 2 * b, e_unit + 2 * b + 1)
-                    e_sample[2 * b] = <int> b
-                    e_sample[2 * b + 1] = <int> b
-                    e_g[2 * b] = 1
-                    e_g[2 * b + 1] = minus_delta
-                status = sparse_update(&W[0, 0], &X[0, 0], I, N, D, e_unit, e_sample, e_g, 2 * B,
-                                       eps, precision, nt, &nc)
-        if status == 0 and winners is not None:
             for b in range(B):
+                e_sample[2 * b] = <int> b
+                e_sample[2 * b + 1] = <int> b
+                e_g[2 * b] = 1
+                e_g[2 * b + 1] = minus_delta
+            for r in range(R):
+                Wr = &W[0, 0] + r * n * D
+                eu = e_unit + r * 2 * B
+                status = currents(Wr, &X[0, 0], I, n, D, B, p, nt)
+                if status != 0:
+                    break
+                for b in prange(B, num_threads=_team(nt, B * n), schedule="static"):
+                    rank_sample(I + b * n, n, k, idx + b * k, val + b * k, eu + 2 * b, eu + 2 * b + 1)
+                status = sparse_update(Wr, &X[0, 0], I, n, D, eu, e_sample, e_g, 2 * B,
+                                       eps, precision, nt, &norms[r])
+                if status != 0:
+                    break
+        if status == 0 and winners is not None:
+            for b in range(R * B):
                 winners[b, 0] = e_unit[2 * b]
                 winners[b, 1] = e_unit[2 * b + 1]
     free(I); free(idx); free(val); free(e_unit); free(e_sample); free(e_g)
     if status != 0:
         raise MemoryError()
-    return nc
+    return norms[0] if R == 1 else norms_arr
 
 
 cdef int relax_sample(const floating* I, double* h, Py_ssize_t N, double w, double dt, int max_steps,

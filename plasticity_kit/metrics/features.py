@@ -139,8 +139,11 @@ class ImageMetric(Metric):
     """Base of metrics that score the run's synthetic images: ``compute(ctx)`` = ``score(images, ctx)``.
 
     ``score`` takes any stack of images in [0, 1], so images pooled from several runs (the
-    reference study's 64 seeds) are scored the same way.
+    reference study's 64 seeds) are scored the same way; a replicated run's images are scored
+    together (``pools_replicas``).
     """
+
+    pools_replicas = True
 
     def synthetic(self, ctx: MetricContext) -> np.ndarray:
         return synthetic_images(ctx.rule, ctx.state, ctx.data.image_shape, self.params.get("neurons", "all"))

@@ -16,6 +16,7 @@ from ..errors import DataError, SpecError
 from ..plugins import registry
 from ..replay import Trajectory
 from .base import MetricContext
+from .base import evaluate as evaluate_metric
 from .features import ImageMetric
 
 
@@ -105,7 +106,7 @@ def recompute(paths, names=(), params=None, step: str = "last", pool: bool = Fal
                 for s in run.steps(step):
                     ctx = run.context(s)
                     for metric in metrics:
-                        yield run.label, ctx.step, metric.name, metric.compute(ctx)
+                        yield run.label, ctx.step, metric.name, evaluate_metric(metric, ctx)
             return
         for metric in metrics:
             if not isinstance(metric, ImageMetric):

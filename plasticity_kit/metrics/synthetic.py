@@ -37,7 +37,11 @@ def synthetic_images(rule, state: dict, image_shape, neurons: str = "all") -> np
     """The run's synthetic images (n, *image_shape) in [0, 1].
 
     ``neurons``: ``all`` — one image per neuron; ``middle`` — only the binocular middle neuron.
+    A replicated run (``model.replicas`` R) gives the images of every replica, replica after
+    replica: R·N images, or R middle-neuron images.
     """
+    from ..rules.replicas import replica_count
+
     weights_as_images = rule.synthesize(state)
     if weights_as_images is None:
         raise MetricUnavailable(f"rule '{rule.name}' does not map its weights to images (synthesize gives None)")
@@ -47,7 +51,7 @@ def synthetic_images(rule, state: dict, image_shape, neurons: str = "all") -> np
         if m is None:
             raise MetricUnavailable("params.neurons: 'middle' needs the binocular interaction and an odd "
                                     "number of neurons")
-        rows = rows[m:m + 1]
+        rows = m + rule.model.n_neurons * np.arange(replica_count(rule))
     elif neurons != "all":
         raise ValueError(f"neurons must be one of {NEURONS}, got {neurons!r}")
     return as_images(np.clip(weights_as_images[rows], 0.0, 1.0), image_shape)

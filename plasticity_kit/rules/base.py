@@ -10,7 +10,9 @@ A rule is a class registered through the ``register_rules`` hook.  It declares:
   recorded when the spec does not say.
 
 and implements ``init_state(rng)``, ``step(state, batch)``, ``transform(state, x)`` and, where
-weights are images, ``synthesize(state)``; ``end_epoch(state, epoch)`` runs after every epoch.  The state is a plain ``dict`` of numpy arrays (nested
+weights are images, ``synthesize(state)``; ``end_epoch(state, epoch)`` runs after every epoch.
+A rule with a multi-step kernel sets ``chunk_steps`` and overrides ``run_steps(state, X, batches)``.
+The state is a plain ``dict`` of numpy arrays (nested
 names such as ``optimizer/m`` allowed) so that the recorder, replay and resume treat every rule
 alike.
 """
@@ -59,6 +61,13 @@ class Rule:
     defaults: ClassVar[dict[str, str]] = {"initializer": "normal"}
     fields: ClassVar[dict[str, str]] = {"weights": "synaptic weights W, shape (n_neurons, n_inputs)"}
     default_record: ClassVar[tuple[str, ...]] = ("weights",)
+    chunk_steps: ClassVar[int] = 1
+    """The most steps the scheduler hands to :meth:`run_steps` at once.  Above 1 only for rules
+    whose ``end_epoch`` does nothing (a chunk may span epochs) and whose kernel gains from
+    seeing many steps (BCM: one network's state stays in cache, the sample-space form)."""
+    steps_replicas: ClassVar[bool] = False
+    """True when ``step``/``run_steps`` accept states with a leading replica axis (R networks
+    stepped on the same batches in one kernel call; see :mod:`plasticity_kit.rules.replicas`)."""
 
     def __init__(self, model: Model):
         self.model = model
@@ -81,6 +90,12 @@ class Rule:
     def step(self, state: dict[str, np.ndarray], batch: np.ndarray) -> None:
         """Apply the rule to one mini-batch (B × n_inputs), updating ``state`` in place."""
         raise NotImplementedError
+
+    def run_steps(self, state: dict[str, np.ndarray], X: np.ndarray, batches: np.ndarray) -> None:
+        """Steps on the batches ``X[batches[0]]``, ``X[batches[1]]``, … in turn (``batches``: S × B
+        sample indices).  Rules with ``chunk_steps`` > 1 override it with one kernel call."""
+        for idx in batches:
+            self.step(state, X[idx])
 
     def end_epoch(self, state: dict[str, np.ndarray], epoch: int) -> None:
         """Called by the scheduler after the last step of every epoch (``epoch`` = epochs completed).

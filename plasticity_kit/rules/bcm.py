@@ -14,18 +14,25 @@ Law & Cooper 1994 (BCM with the moving threshold) and Castellani, Intrator, Shou
 With ``orthogonalize: true`` the weights start orthonormal and are re-orthogonalised,
 W ← (WWᵀ)^(-1/2)W, after every epoch (see :meth:`Rule.end_epoch`).
 ``reference_step`` is the plain-numpy version of these equations; the rule runs the Cython
-kernel ``plasticity_kit.kernels.bcm.bcm_step`` whenever its activation and optimizer have kernel
-codes (all built-ins do) and falls back to the reference otherwise.
+kernel ``plasticity_kit.kernels.bcm.bcm_steps`` whenever its activation and optimizer have kernel
+codes (all built-ins do) and falls back to the reference otherwise.  The scheduler hands the
+kernel up to ``CHUNK_STEPS`` steps at once (sample indices, no per-step Python); with SGD and
+few samples (P ≤ min(D, 2048)) the kernel runs them in the span of the samples, W = W₀ + C·X,
+where a step costs n·B·P instead of 2·n·B·D (see ``bcm_steps``).  The rule steps stacked
+states (R × n × D: ``model.replicas``) in one call.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ..interactions import interaction_factor
+from ..optimizers import SGD_CODE
 from ..options import Option, Schema
 from .base import ORTHOGONALIZE, Model, Rule
 
 OVERFLOW = 1e30
+CHUNK_STEPS = 256   # steps per kernel call between the scheduler's hooks
+GRAM_MAX = 2048     # largest data set (rows) for the sample-space form: X·Xᵀ is P² doubles
 
 
 def reference_step(W, theta, X, factor, activation, optimizer, opt_state,
@@ -82,6 +89,9 @@ class BCM(Rule):
         self._factor_typed = None if self.factor is None else np.ascontiguousarray(self.factor, dtype=self.dtype)
         self.uses_kernel = (getattr(model.activation, "kernel_code", None) is not None
                             and getattr(model.optimizer, "kernel_code", None) is not None)
+        self.steps_replicas = self.uses_kernel
+        self.chunk_steps = CHUNK_STEPS if self.uses_kernel and not self.params.get("orthogonalize") else 1
+        self._gram_of = self._gram_value = None
 
     def init_state(self, rng):
         state = super().init_state(rng)
@@ -95,22 +105,46 @@ class BCM(Rule):
         return {k.split("/", 1)[1]: v for k, v in state.items() if k.startswith("optimizer/")}
 
     def step(self, state, batch):
-        p = self.params
         if not self.uses_kernel:
+            p = self.params
             reference_step(state["weights"], state["theta"], batch, self.factor, self.model.activation,
                            self.model.optimizer, self._opt_state(state),
                            p["memory_factor"], p["threshold"], p["epsilon"])
             return
-        from ..kernels.bcm import bcm_step
+        self._kernel(state, np.ascontiguousarray(batch, dtype=self.dtype), None)
 
-        opt = self.model.optimizer
-        names = opt.state_names
-        first = state[f"optimizer/{names[0]}"] if len(names) > 0 else None
-        second = state[f"optimizer/{names[1]}"] if len(names) > 1 else None
+    def run_steps(self, state, X, batches):
+        if not self.uses_kernel:
+            return super().run_steps(state, X, batches)
+        self._kernel(state, X, np.ascontiguousarray(batches, dtype=np.int32))
+
+    def _gram(self, X) -> np.ndarray | None:
+        """X·Xᵀ in float64 when the sample-space form pays (SGD, P ≤ min(D, 2048)), else None;
+        computed once per data array."""
+        P, D = X.shape
+        if self.model.optimizer.kernel_code != SGD_CODE or P > min(D, GRAM_MAX):
+            return None
+        if self._gram_of is not X:
+            X64 = X.astype(np.float64)
+            self._gram_of, self._gram_value = X, X64 @ X64.T
+        return self._gram_value
+
+    def _kernel(self, state, X, batches):
+        """``bcm_steps`` on a plain state (n × D weights) or a stacked one (R × n × D)."""
+        from ..kernels.bcm import bcm_steps
+
+        p, opt = self.params, self.model.optimizer
+        W = state["weights"]
+        R, D = (W.shape[0] if W.ndim == 3 else 1), W.shape[-1]
+        if not all(v.flags.c_contiguous for v in state.values()):
+            raise ValueError("BCM state arrays must be C-contiguous (the kernel updates them in place)")
+        moments = [state[f"optimizer/{name}"].reshape(-1, D) for name in opt.state_names] + [None, None]
         lr, a, b, eps = opt.kernel_args()
-        bcm_step(state["weights"], state["theta"], batch, self._factor_typed,
-                 self.model.activation.kernel_code, p["memory_factor"], p["threshold"] == "batch",
-                 p["epsilon"], opt.kernel_code, lr, a, b, eps, first, second, state["optimizer/t"])
+        bcm_steps(W.reshape(-1, D), state["theta"].reshape(-1), X, batches, self._factor_typed,
+                  self.model.activation.kernel_code, p["memory_factor"], p["threshold"] == "batch",
+                  p["epsilon"], opt.kernel_code, lr, a, b, eps, moments[0], moments[1],
+                  state["optimizer/t"].reshape(-1),
+                  gram=None if batches is None else self._gram(X), replicas=R)
 
     def transform(self, state, x):
         Z = np.asarray(x, dtype=self.dtype) @ state["weights"].T

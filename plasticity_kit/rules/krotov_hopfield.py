@@ -83,6 +83,7 @@ class KrotovHopfield(Rule):
     )
     fields = {"weights": "synaptic weights W, shape (n_neurons, n_inputs)"}
     default_record = ("weights",)
+    steps_replicas = True
 
     def __init__(self, model: Model):
         super().__init__(model)
@@ -110,14 +111,21 @@ class KrotovHopfield(Rule):
         return eps0 * (1.0 - min(epoch, self.epochs - 1) / self.epochs)
 
     def _learning_rate(self, state) -> float:
-        return self.learning_rate(int(state["epoch"][0]))
+        return self.learning_rate(int(state["epoch"].flat[0]))
 
     def step(self, state, batch):
+        """One ranking step; a stacked state (weights R × n × D, ``model.replicas``) steps its R
+        networks in one kernel call."""
         from ..kernels.krotov import ranking_step
 
         p = self.params
         X = np.ascontiguousarray(batch, dtype=self.dtype)
-        ranking_step(state["weights"], X, self._learning_rate(state), p["p"], p["k"], p["delta"], p["precision"])
+        W = state["weights"]
+        R = W.shape[0] if W.ndim == 3 else 1
+        if not W.flags.c_contiguous:
+            raise ValueError("Krotov-Hopfield weights must be C-contiguous (the kernel updates them in place)")
+        ranking_step(W.reshape(-1, W.shape[-1]), X, self._learning_rate(state), p["p"], p["k"], p["delta"],
+                     p["precision"], replicas=R)
 
     def synthesize(self, state):
         """Each unit's weights as grey levels with 0 at mid-grey: 0.5 + W/(2 max|W_μ|)."""

@@ -88,6 +88,7 @@ class KrotovHopfieldDynamics(KrotovHopfield):
         Option("tol", "number", 1e-6, "stop relaxing when max |I − w_inh Σ_{ν≠μ} r(h_ν) − h| ≤ tol", low=0, low_open=True),
     )
     fields = {"weights": "synaptic weights W, shape (n_neurons, n_inputs)"}
+    steps_replicas = False  # replicas are stepped one after the other (see rules/replicas.py)
 
     def init_state(self, rng):
         state = super().init_state(rng)

@@ -1,0 +1,120 @@
+"""The multi-step BCM kernel ``bcm_steps``: batches given as sample indices, replicas, and the
+sample-space form (W = W₀ + C·X) for SGD, against the numpy reference ``reference_step``."""
+import numpy as np
+import pytest
+
+from plasticity_kit import activations, initializers, interactions, optimizers
+from plasticity_kit.kernels.bcm import bcm_step, bcm_steps
+from plasticity_kit.rules.base import Model
+from plasticity_kit.rules.bcm import BCM, reference_step
+
+P, D, B, S = 12, 50, 4, 9
+
+
+def make(dtype, optimizer, interaction=None, activation=None, n=5):
+    model = Model(n_inputs=D, n_neurons=n, dtype=np.dtype(dtype),
+                  params=dict(memory_factor=0.6, threshold="moving_average", theta_init=0.05, epsilon=1e-8),
+                  activation=activation or activations.Relu(), optimizer=optimizer,
+                  interaction=interaction or interactions.Binocular(), initializer=initializers.Normal(std=0.3))
+    return BCM(model)
+
+
+def data(dtype):
+    rng = np.random.default_rng(3)
+    X = rng.random((P, D)).astype(dtype)
+    batches = np.stack([rng.permutation(P)[:B] for _ in range(S)]).astype(np.int32)
+    return X, batches
+
+
+def kernel_args(rule, state):
+    opt = rule.model.optimizer
+    moments = [state[f"optimizer/{k}"] for k in opt.state_names] + [None, None]
+    lr, a, b, eps = opt.kernel_args()
+    return (rule._factor_typed, rule.model.activation.kernel_code, 0.6, False, 1e-8, opt.kernel_code, lr, a, b, eps,
+            moments[0], moments[1], state["optimizer/t"])
+
+
+def opt_state(state):
+    return {k.split("/", 1)[1]: v for k, v in state.items() if k.startswith("optimizer/")}
+
+
+@pytest.mark.parametrize("opt", [optimizers.SGD(lr=0.05), optimizers.Momentum(lr=0.02), optimizers.Adam(lr=0.01)],
+                         ids=lambda o: o.name)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_indexed_batches_equal_one_call_per_batch(dtype, opt):
+    """Without gram, S steps in one call = S calls of bcm_step on the gathered batches, bit for bit."""
+    rule = make(dtype, opt)
+    X, batches = data(dtype)
+    one = rule.init_state(np.random.default_rng(1))
+    many = {k: v.copy() for k, v in one.items()}
+    bcm_steps(many["weights"], many["theta"], X, batches, *kernel_args(rule, many))
+    for idx in batches:
+        bcm_step(one["weights"], one["theta"], np.ascontiguousarray(X[idx]), *kernel_args(rule, one))
+    for key in one:
+        np.testing.assert_array_equal(many[key], one[key], err_msg=key)
+    assert many["optimizer/t"][0] == S
+
+
+# The sample-space form computes W·x as (W₀·Xᵀ)_q + C·G_q in double: float64 agrees with the
+# reference to rounding; float32 differs by the reference's own float32 rounding (rtol 1e-4).
+SAMPLE_SPACE_TOLERANCE = {np.float32: dict(rtol=1e-4, atol=1e-6), np.float64: dict(rtol=1e-10, atol=1e-12)}
+
+
+@pytest.mark.parametrize("interaction", [interactions.NoInteraction(), interactions.Binocular()], ids=lambda i: i.name)
+@pytest.mark.parametrize("activation", [activations.Linear(), activations.Relu(), activations.Logistic()],
+                         ids=lambda a: a.name)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sample_space_form_matches_numpy_reference(dtype, activation, interaction):
+    rule = make(dtype, optimizers.SGD(lr=0.05), interaction, activation)
+    X, batches = data(dtype)
+    state = rule.init_state(np.random.default_rng(1))
+    ref = {k: v.copy() for k, v in state.items()}
+    G = X.astype(np.float64) @ X.astype(np.float64).T
+    bcm_steps(state["weights"], state["theta"], X, batches, *kernel_args(rule, state), gram=G)
+    for idx in batches:
+        reference_step(ref["weights"], ref["theta"], X[idx], rule.factor, activation, rule.model.optimizer,
+                       opt_state(ref), 0.6, "moving_average", 1e-8)
+    assert not np.allclose(state["weights"], rule.init_state(np.random.default_rng(1))["weights"])
+    np.testing.assert_allclose(state["weights"], ref["weights"], **SAMPLE_SPACE_TOLERANCE[dtype])
+    np.testing.assert_allclose(state["theta"], ref["theta"], **SAMPLE_SPACE_TOLERANCE[dtype])
+    assert state["optimizer/t"][0] == S
+
+
+@pytest.mark.parametrize("use_gram", [False, True], ids=["weight-space", "sample-space"])
+def test_replicas_over_many_steps_equal_separate_networks(use_gram):
+    R, n = 6, 5
+    rule = make(np.float32, optimizers.SGD(lr=0.05) if use_gram else optimizers.Adam(lr=0.01), n=n)
+    X, batches = data(np.float32)
+    G = X.astype(np.float64) @ X.astype(np.float64).T if use_gram else None
+    states = [rule.init_state(np.random.default_rng(seed)) for seed in range(R)]
+    stacked = {k: np.concatenate([s[k] for s in states]) for k in states[0]}
+    bcm_steps(stacked["weights"], stacked["theta"], X, batches, *kernel_args(rule, stacked), gram=G, replicas=R)
+    for s in states:
+        bcm_steps(s["weights"], s["theta"], X, batches, *kernel_args(rule, s), gram=G)
+    for key in stacked:
+        np.testing.assert_array_equal(stacked[key], np.concatenate([s[key] for s in states]), err_msg=key)
+
+
+def test_bad_arguments_are_refused():
+    rule = make(np.float32, optimizers.Adam(lr=0.01))
+    X, batches = data(np.float32)
+    state = rule.init_state(np.random.default_rng(1))
+    G = X.astype(np.float64) @ X.astype(np.float64).T
+    with pytest.raises(ValueError, match="sample-space form .* needs the SGD optimizer"):
+        bcm_steps(state["weights"], state["theta"], X, batches, *kernel_args(rule, state), gram=G)
+    sgd = make(np.float32, optimizers.SGD(lr=0.01))
+    state = sgd.init_state(np.random.default_rng(1))
+    with pytest.raises(ValueError, match=r"gram must be X·Xᵀ, 12 x 12, got 3x3"):
+        bcm_steps(state["weights"], state["theta"], X, batches, *kernel_args(sgd, state), gram=np.eye(3))
+    bad = batches.copy()
+    bad[2, 1] = P
+    with pytest.raises(ValueError, match=r"batches\[2, 1\] = 12 is not a row of X \(0..11\)"):
+        bcm_steps(state["weights"], state["theta"], X, bad, *kernel_args(sgd, state))
+
+
+def test_rule_runs_the_sample_space_form_only_where_it_pays():
+    X = np.random.default_rng(0).random((20, D)).astype(np.float32)
+    assert make(np.float32, optimizers.SGD(lr=0.01))._gram(X) is not None
+    assert make(np.float32, optimizers.Adam(lr=0.01))._gram(X) is None
+    wide = np.random.default_rng(0).random((D + 1, D)).astype(np.float32)  # more samples than inputs
+    assert make(np.float32, optimizers.SGD(lr=0.01))._gram(wide) is None
