@@ -109,7 +109,8 @@ def cmd_sweep(args) -> int:
 
     sweep = load_sweep(args.spec, args.overrides)
     if args.dry_run:
-        print(f"{sweep.name}: {len(sweep.runs)} runs → {sweep.directory}/")
+        replicas = sum(int(run.raw.get("model", {}).get("replicas", 1)) for run in sweep.runs)
+        print(f"{sweep.name}: {len(sweep.runs)} runs, {replicas} networks → {sweep.directory}/")
         for run in sweep.runs:
             values = ", ".join(f"{k}={v}" for k, v in run.params.items())
             print(f"{run.name}\tseed={run.seed}\t{values}")

@@ -28,7 +28,8 @@
   ``current``, flushes, then switches ``current`` and flushes again, so a process killed at any
   instant leaves one complete checkpoint;
 * group ``final``: every state array at the end (``weights``, ``theta``, ``optimizer/...``) and
-  ``synthetic_images`` when the rule maps weights to images.
+  ``synthetic_images`` (neurons × inputs in [0, 1]; replicas × neurons × inputs for a
+  replicated run) when the rule maps weights to images.
 
 Every record is flushed, so a killed process leaves a readable file.  The writes run on a
 thread of the recorder's own, in order: the training thread only copies the arrays of a record

@@ -193,6 +193,8 @@ def execute_data(spec: RunSpec, data, *, path=None, state: dict | None = None, s
                     evaluate(metric, outcome.steps, outcome.epochs_completed)
         if recorder is not None:
             synthetic = rule.synthesize(state) if outcome.status != "diverged" else None
+            if synthetic is not None and spec.replicas > 1:  # the replica axis first, as every field
+                synthetic = synthetic.reshape((spec.replicas, -1) + synthetic.shape[1:])
             with critical(reraise=False):
                 recorder.finish(outcome.status, outcome.message, state, steps=outcome.steps,
                                 epochs_completed=outcome.epochs_completed, synthetic=synthetic)

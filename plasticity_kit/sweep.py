@@ -5,6 +5,8 @@
     sweep:
       seed: 7                       # root of every run's seed
       repeats: 5                    # each configuration re-run with re-drawn data (derived seeds)
+      replicas: 64                  # networks per run trained side by side from different initial
+                                    # weights (sets model.replicas of every run)
       grid:                         # cartesian product over dotted spec keys
         model.n_neurons: [5, 9, 13]
         model.interaction: [uniform, binocular]
@@ -34,7 +36,7 @@ from .errors import SpecError
 from .options import describe, unknown_key_error
 from .spec import SECTIONS, apply_overrides, read_with_overrides, resolve
 
-SWEEP_KEYS = ("seed", "repeats", "grid", "zip", "plot")
+SWEEP_KEYS = ("seed", "repeats", "replicas", "grid", "zip", "plot")
 PLOT_KEYS = ("x", "metric")
 SWEEPABLE = tuple(s for s in SECTIONS if s not in ("name", "description", "sweep"))
 
@@ -139,6 +141,9 @@ def _expand(raw: dict, source: str, validate: bool) -> Sweep:
     repeats = sweep.get("repeats", 1)
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
         raise SpecError("sweep.repeats", f"expected an integer >= 1, got {describe(repeats)}")
+    replicas = sweep.get("replicas")
+    if replicas is not None and (isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1):
+        raise SpecError("sweep.replicas", f"expected an integer >= 1 (networks per run), got {describe(replicas)}")
 
     grid = sweep.get("grid") or {}
     zipped = sweep.get("zip") or {}
@@ -159,6 +164,8 @@ def _expand(raw: dict, source: str, validate: bool) -> Sweep:
                         + ", ".join(f"{k}: {n}" for k, n in lengths.items()))
     if "schedule.seed" in grid or "schedule.seed" in zipped:
         raise SpecError("sweep.grid.schedule.seed", "seeds are derived from sweep.seed; use sweep.repeats instead")
+    if replicas is not None and ("model.replicas" in grid or "model.replicas" in zipped):
+        raise SpecError("sweep.replicas", "model.replicas is swept too; keep one of them")
 
     base = {k: v for k, v in raw.items() if k != "sweep"}
     name = base.get("name", Path(source).stem if source != "<spec>" else "sweep")
@@ -185,6 +192,8 @@ def _expand(raw: dict, source: str, validate: bool) -> Sweep:
                 run_raw["name"] = rname
                 run_raw["output"] = {**(run_raw.get("output") or {}), "dir": str(directory)}
                 run_raw["schedule"] = {**(run_raw.get("schedule") or {}), "seed": seeds[r]}
+                if replicas is not None:
+                    run_raw["model"] = {**(run_raw.get("model") or {}), "replicas": replicas}
                 run = SweepRun(rname, params, r, seeds[r], run_raw, source)
                 if validate:
                     _validate(run, grid)

@@ -1,5 +1,6 @@
 """PNG grid of the synthetic images: each neuron's weights mapped to grey levels (min–max per
-neuron, as in the reference study, Rondini 2023 §1)."""
+neuron, as in the reference study, Rondini 2023 §1).  A replicated run shows its first replicas,
+one row per replica."""
 from __future__ import annotations
 
 import math
@@ -45,13 +46,24 @@ class ImageGrid(Exporter):
         Option("filename", "string", "synthetic.png", "file name inside the run folder"),
         Option("columns", "integer", None, "images per row (default: about √n)", low=1, nullable=True),
         Option("cmap", "string", "gray", "matplotlib colormap"),
+        Option("replicas", "integer", 8, "replicated runs: the first this many replicas, one row each", low=1),
     )
 
     def export(self, result, out_dir):
+        from ..rules.replicas import replica_count
+
         images = result.rule.synthesize(result.state)
         shape = result.data.image_shape
         if images is None or not shape:
             return []
+        n = result.spec.model.n_neurons
+        title = f"{result.spec.name}: {result.spec.rule_class.name}, {n} neurons"
+        columns = self.columns
+        R = replica_count(result.rule)
+        if R > 1:
+            shown = min(R, self.replicas)
+            images = images[:shown * n]
+            columns = columns or n
+            title += f", replicas 0–{shown - 1} of {R} (one per row)"
         images = images.reshape((images.shape[0],) + tuple(shape))
-        title = f"{result.spec.name}: {result.spec.rule_class.name}, {images.shape[0]} neurons"
-        return [save_image_grid(images, Path(out_dir) / self.filename, columns=self.columns, cmap=self.cmap, title=title)]
+        return [save_image_grid(images, Path(out_dir) / self.filename, columns=columns, cmap=self.cmap, title=title)]

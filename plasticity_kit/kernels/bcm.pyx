@@ -118,28 +118,6 @@ cdef extern from *:
     PK_DEFINE(double, d, fabs, DBL_MIN)
 
 
-    /* Sample-space form (bcm_steps with gram): dot products and row updates accumulated in double. */
-    static double pk_dot_fd(const float *a, const float *b, ptrdiff_t n) {
-        double s = 0;
-        PK_SIMD_SUM_S
-        for (ptrdiff_t j = 0; j < n; j++) s += (double)a[j] * (double)b[j];
-        return s;
-    }
-    static double pk_dot_dd(const double *a, const double *b, ptrdiff_t n) {
-        double s = 0;
-        PK_SIMD_SUM_S
-        for (ptrdiff_t j = 0; j < n; j++) s += a[j] * b[j];
-        return s;
-    }
-    static void pk_axpy_fd(double *acc, double c, const float *x, ptrdiff_t n) {
-        PK_SIMD
-        for (ptrdiff_t j = 0; j < n; j++) acc[j] += c * (double)x[j];
-    }
-    static void pk_axpy_dd(double *acc, double c, const double *x, ptrdiff_t n) {
-        PK_SIMD
-        for (ptrdiff_t j = 0; j < n; j++) acc[j] += c * x[j];
-    }
-
     /* Adam with SSE2 intrinsics: the same operations in the same order as the scalar loop
        (no FMA), so the results are bit-identical; 4-5x faster than the scalar loop. */
     #ifdef PK_SSE2
@@ -212,10 +190,6 @@ cdef extern from *:
         pk_adam_scalar_d(W + j, m + j, v + j, d + j, n - j, b1, omb1, b2, omb2, lr, c1, c2, eps);
     }
     """
-    double pk_dot_fd(const float* a, const float* b, Py_ssize_t n) noexcept nogil
-    double pk_dot_dd(const double* a, const double* b, Py_ssize_t n) noexcept nogil
-    void pk_axpy_fd(double* acc, double c, const float* x, Py_ssize_t n) noexcept nogil
-    void pk_axpy_dd(double* acc, double c, const double* x, Py_ssize_t n) noexcept nogil
     void pk_rows_f(float* Y, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t B, int act, double gamma,
                    int batch_thr, double eps, float* theta) noexcept nogil
     void pk_rows_d(double* Y, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t B, int act, double gamma,
@@ -331,33 +305,42 @@ cdef int dual_steps(floating* Wr, floating* th, const floating* X, Py_ssize_t P,
                     double eps, double lr, long long* t) noexcept nogil:
     """S SGD steps of one network in the span of the samples (see ``bcm_steps``); −1: no memory.
 
-    W = W₀ + C·X with C (n×P) starting at 0, so Z = W·x_q = (W₀·Xᵀ)_q + C·G_q and the step is
-    C[:, q] += lr·φ/B for the batch's samples q.  W is formed once, at the end.  In double.
+    W = W₀ + C·X with C (n×P) starting at 0, so the batch's responses are
+    Z = (W₀·Xᵀ)[:, idx] + C·G[idx]ᵀ and the step is C[:, idx] += lr·φ/B.  W₀·Xᵀ and the final
+    W₀ + C·X are products in the state's type; C and the steps are in double.  All products by BLAS.
     """
-    cdef Py_ssize_t i, j, k, p, q, s, d
-    cdef double* ws = <double*> malloc((2 * n * P + 2 * n * B + n + D) * sizeof(double))
+    cdef Py_ssize_t i, j, k, s
+    cdef size_t doubles = 2 * n * P + B * P + 2 * n * B + n
+    cdef double* ws = <double*> malloc(doubles * sizeof(double) + 2 * n * P * sizeof(floating))
     if ws == NULL:
         return -1
     cdef double* Z0 = ws
     cdef double* C = Z0 + n * P
-    cdef double* Zb = C + n * P
+    cdef double* Gb = C + n * P
+    cdef double* Zb = Gb + B * P
     cdef double* Yb = Zb + n * B
     cdef double* thd = Yb + n * B
-    cdef double* acc = thd + n
+    cdef floating* Zf = <floating*> (thd + n)
+    cdef floating* Cf = Zf + n * P
     cdef double* Ys
     cdef double v
     cdef const int* idx
+    gemm_rm(False, True, <int> n, <int> P, <int> D, <floating> 1, Wr, <int> D, X, <int> D,
+            <floating> 0, Zf, <int> P)
     for i in range(n):
         thd[i] = th[i]
-        for p in range(P):
-            Z0[i * P + p] = dot_acc(Wr + i * D, X + p * D, D)
-            C[i * P + p] = 0
+        for j in range(P):
+            Z0[i * P + j] = Zf[i * P + j]
+            C[i * P + j] = 0
     for s in range(S):
         idx = batches + s * B
+        for j in range(B):
+            memcpy(Gb + j * P, G + <Py_ssize_t> idx[j] * P, P * sizeof(double))
+        gemm_rm(False, True, <int> n, <int> B, <int> P, <double> 1, C, <int> P, Gb, <int> P,
+                <double> 0, Zb, <int> B)
         for i in range(n):
             for j in range(B):
-                q = idx[j]
-                Zb[i * B + j] = Z0[i * P + q] + pk_dot_dd(C + i * P, G + q * P, P)
+                Zb[i * B + j] += Z0[i * P + idx[j]]
         Ys = Zb
         if factor != NULL:
             for i in range(n):
@@ -373,30 +356,13 @@ cdef int dual_steps(floating* Wr, floating* th, const floating* X, Py_ssize_t P,
                 C[i * P + idx[j]] += lr * Ys[i * B + j]
         t[0] += 1
     for i in range(n):
-        for d in range(D):
-            acc[d] = 0
-        for p in range(P):
-            if C[i * P + p] != 0:
-                axpy_acc(acc, C[i * P + p], X + p * D, D)
-        for d in range(D):
-            Wr[i * D + d] = <floating> (<double> Wr[i * D + d] + acc[d])
         th[i] = <floating> thd[i]
+        for j in range(P):
+            Cf[i * P + j] = <floating> C[i * P + j]
+    gemm_rm(False, False, <int> n, <int> D, <int> P, <floating> 1, Cf, <int> P, X, <int> D,
+            <floating> 1, Wr, <int> D)
     free(ws)
     return 0
-
-
-cdef inline double dot_acc(const floating* a, const floating* b, Py_ssize_t n) noexcept nogil:
-    if floating is float:
-        return pk_dot_fd(a, b, n)
-    else:
-        return pk_dot_dd(a, b, n)
-
-
-cdef inline void axpy_acc(double* acc, double c, const floating* x, Py_ssize_t n) noexcept nogil:
-    if floating is float:
-        pk_axpy_fd(acc, c, x, n)
-    else:
-        pk_axpy_dd(acc, c, x, n)
 
 
 def bcm_step(floating[:, ::1] W, floating[::1] theta, const floating[:, ::1] X,
@@ -433,15 +399,14 @@ def bcm_steps(floating[:, ::1] W, floating[::1] theta, const floating[:, ::1] X,
     ``gram`` (P×P, float64, = X·Xᵀ) selects the sample-space form, for SGD only: within the
     call every network's weights stay W₀ + C·X (each step adds lr·φ/B·X_batch), so the
     responses are W₀·Xᵀ + C·G and a step costs n·B·P instead of 2·n·B·D operations; W is
-    formed at the end.  The same equations, computed in double; worth it when P ≪ D (few
-    images, many pixels: the reference study's 10 faces of 4096 pixels).  The replicas then
-    run in parallel (OpenMP), one network per thread.
+    formed at the end.  The same equations, the steps computed in double; worth it when P ≪ D
+    (few images, many pixels: the reference study's 10 faces of 4096 pixels).
 
     ``factor``: (I−L)⁻¹ (n×n) or None.  ``activation``: 0 linear, 1 relu, 2 logistic, 3 tanh.
     ``optimizer``: 0 SGD(lr), 1 momentum(lr, μ=opt_a; opt_first = velocity), 2 Adam(lr, β1=opt_a,
     β2=opt_b, ε=opt_eps; opt_first = m, opt_second = v).  ``num_threads`` ≤ 0 uses OpenMP's
-    default; it applies to the element-wise passes when they are large and to the replicas of
-    the sample-space form (the products use BLAS's own threads).
+    default; it applies to the element-wise passes when they are large (the products use
+    BLAS's own threads).
     """
     global _ws_raw, _ws_size, _ws_busy
     cdef Py_ssize_t N = W.shape[0], D = W.shape[1], P = X.shape[0]
@@ -482,16 +447,16 @@ def bcm_steps(floating[:, ::1] W, floating[::1] theta, const floating[:, ::1] X,
     cdef const int* idx = &batches[0, 0] if batches is not None else NULL
     cdef floating* first = &opt_first[0, 0] if optimizer != OPT_SGD else NULL
     cdef floating* second = &opt_second[0, 0] if optimizer == OPT_ADAM else NULL
-    cdef int failed = 0, nt_rep
+    cdef int failed = 0
 
     if gram is not None:
-        # one network per thread when there is enough work to share
-        nt_rep = nt if R > 1 and R * S * n * B * P >= PAR_MIN else 1
-        for r in prange(R, nogil=True, num_threads=nt_rep, schedule="dynamic"):
-            if dual_steps(&W[0, 0] + r * n * D, &theta[0] + r * n, &X[0, 0], P, D, idx, S, B,
-                          &gram[0, 0], F, n, activation, memory_factor, batch_threshold, epsilon,
-                          lr, &opt_t[r]) != 0:
-                failed += 1
+        with nogil:
+            for r in range(R):
+                if dual_steps(&W[0, 0] + r * n * D, &theta[0] + r * n, &X[0, 0], P, D, idx, S, B,
+                              &gram[0, 0], F, n, activation, memory_factor, batch_threshold, epsilon,
+                              lr, &opt_t[r]) != 0:
+                    failed += 1
+                    break
         if failed:
             raise MemoryError()
         return

@@ -30,8 +30,9 @@ from ..options import Option
 
 REFERENCES = ("training", "dataset")
 
-NEURONS_OPTION = Option("neurons", "choice", "all", "which neurons' weights are the synthetic images: all, or "
-                        "the binocular middle neuron", choices=NEURONS)
+NEURONS_OPTION = Option("neurons", "choice", "all", "which neurons' weights are the synthetic images: all, "
+                        "the binocular middle neuron, or one per network (the middle neuron, else neuron 0)",
+                        choices=NEURONS)
 INCEPTION_OPTIONS = (
     Option("dims", "choice", 2048, "Inception feature dims (64, 192, 768 or 2048; small sets need 64)", choices=DIMS),
     Option("weights", "path", None, "FID Inception weights file (default: torch hub's cache)", nullable=True),

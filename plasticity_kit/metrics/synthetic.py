@@ -12,7 +12,7 @@ import numpy as np
 
 from .base import MetricUnavailable
 
-NEURONS = ("all", "middle")
+NEURONS = ("all", "middle", "one_per_network")
 
 
 def middle_neuron(rule) -> int | None:
@@ -36,7 +36,9 @@ def as_images(X: np.ndarray, image_shape) -> np.ndarray:
 def synthetic_images(rule, state: dict, image_shape, neurons: str = "all") -> np.ndarray:
     """The run's synthetic images (n, *image_shape) in [0, 1].
 
-    ``neurons``: ``all`` — one image per neuron; ``middle`` — only the binocular middle neuron.
+    ``neurons``: ``all`` — one image per neuron; ``middle`` — only the binocular middle neuron;
+    ``one_per_network`` — the middle neuron where there is one, else neuron 0 (under the uniform
+    L every neuron is alike): the study's one image per trained network, for any matrix.
     A replicated run (``model.replicas`` R) gives the images of every replica, replica after
     replica: R·N images, or R middle-neuron images.
     """
@@ -46,9 +48,11 @@ def synthetic_images(rule, state: dict, image_shape, neurons: str = "all") -> np
     if weights_as_images is None:
         raise MetricUnavailable(f"rule '{rule.name}' does not map its weights to images (synthesize gives None)")
     rows = np.arange(weights_as_images.shape[0])
-    if neurons == "middle":
+    if neurons in ("middle", "one_per_network"):
         m = middle_neuron(rule)
-        if m is None:
+        if m is None and neurons == "one_per_network":
+            m = 0
+        elif m is None:
             raise MetricUnavailable("params.neurons: 'middle' needs the binocular interaction and an odd "
                                     "number of neurons")
         rows = m + rule.model.n_neurons * np.arange(replica_count(rule))

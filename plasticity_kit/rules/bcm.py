@@ -31,7 +31,7 @@ from ..options import Option, Schema
 from .base import ORTHOGONALIZE, Model, Rule
 
 OVERFLOW = 1e30
-CHUNK_STEPS = 256   # steps per kernel call between the scheduler's hooks
+CHUNK_STEPS = 1024  # most steps per kernel call between the scheduler's hooks
 GRAM_MAX = 2048     # largest data set (rows) for the sample-space form: X·Xᵀ is P² doubles
 
 
