@@ -4,7 +4,8 @@
 seconds``, one column per swept key (values as YAML flow text) and one per final scalar metric
 (``network.selectivity``, ``fid.fid``…).  :func:`plot_metric` draws metric vs one swept key —
 mean ± standard deviation over the repeats, one curve per combination of the other swept keys —
-as in Rondini 2023 (FID vs number of neurons, one curve per interaction matrix / data set type).
+as in Rondini 2023 (FID vs number of neurons, one curve per interaction matrix / data set type);
+:func:`plot_examples` draws one example synthetic image per configuration (its Figs. 2, 4, 6).
 """
 from __future__ import annotations
 
@@ -109,5 +110,68 @@ def plot_metric(table, x: str, metric: str, out_path) -> Path:
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_path)
+    plt.close(fig)
+    return out_path
+
+
+def example_image(run_file) -> np.ndarray | None:
+    """One synthetic image of a finished run: its first network's binocular middle neuron (odd N),
+    else its neuron 0 — the image the study shows per configuration (Rondini 2023, Figs. 2, 4, 6)."""
+    import h5py
+
+    try:
+        with h5py.File(run_file, "r") as f:
+            if "final/synthetic_images" not in f:
+                return None
+            images = f["final/synthetic_images"]
+            shape = tuple(int(s) for s in f["data"].attrs["image_shape"])
+            spec = yaml.safe_load(f["spec"][()])
+            first = images[0] if int(f.attrs.get("replicas", 1)) > 1 else images[()]
+    except (OSError, KeyError):
+        return None
+    model = spec.get("model", {})
+    n = int(model.get("n_neurons", first.shape[0]))
+    middle = (model.get("interaction") or {}).get("name") == "binocular" and n % 2 == 1
+    return first[n // 2 if middle else 0].reshape(shape) if shape else None
+
+
+def plot_examples(sweep, x: str, out_path) -> Path:
+    """A grid of example synthetic images: one row per combination of the other swept values, one
+    column per value of ``x``, each cell from the first repeat (see :func:`example_image`)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    others = [k for k in sweep.keys if k != x]
+    cells: dict[str, dict] = {}
+    for run in sweep.runs:
+        if run.repeat != 0:
+            continue
+        image = example_image(run.output_dir / "run.h5")
+        if image is None:
+            continue
+        label = ", ".join(f"{k.split('.')[-1]}={_text(run.params[k])}" for k in others) or x
+        cells.setdefault(label, {})[_text(run.params[x])] = image
+    if not cells:
+        raise DataError(f"no finished run of sweep '{sweep.name}' has synthetic images")
+    columns = list(dict.fromkeys(_text(run.params[x]) for run in sweep.runs))
+    fig, axes = plt.subplots(len(cells), len(columns), figsize=(1.3 * len(columns) + 2.2, 1.4 * len(cells)),
+                             squeeze=False)
+    for i, (label, row) in enumerate(cells.items()):
+        for j, value in enumerate(columns):
+            ax = axes[i, j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if value in row:
+                ax.imshow(row[value], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+            if i == 0:
+                ax.set_title(f"{x.split('.')[-1]}={value}", fontsize=7)
+            if j == 0:
+                ax.set_ylabel(label.replace(", ", "\n"), fontsize=6, rotation=0, ha="right", va="center")
+    fig.tight_layout()
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_path, dpi=110)
     plt.close(fig)
     return out_path

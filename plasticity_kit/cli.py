@@ -120,15 +120,18 @@ def cmd_sweep(args) -> int:
     rows = run_sweep(sweep, executor)
     print(f"table: {sweep.directory / 'sweep.csv'}")
     if sweep.plot:
-        from .aggregate import plot_metric
+        from .aggregate import plot_examples, plot_metric
 
         metric, x = sweep.plot["metric"], sweep.plot["x"]
+        short = x.split(".")[-1]
         try:
-            out = plot_metric(sweep.directory / "sweep.csv", x, metric,
-                              sweep.directory / f"{metric}-vs-{x.split('.')[-1]}.png")
-            print(f"wrote: {out}")
+            print(f"wrote: {plot_metric(sweep.directory / 'sweep.csv', x, metric, sweep.directory / f'{metric}-vs-{short}.png')}")
         except DataError as exc:  # e.g. fid skipped without the [fid] extra: the table is still there
             print(f"plot skipped: {exc}", file=sys.stderr)
+        try:
+            print(f"wrote: {plot_examples(sweep, x, sweep.directory / f'examples-by-{short}.png')}")
+        except DataError as exc:
+            print(f"examples skipped: {exc}", file=sys.stderr)
     failed = [r["name"] for r in rows if r["status"] != "completed"]
     if failed:
         print(f"{len(failed)} of {len(rows)} runs did not complete: {', '.join(failed)}", file=sys.stderr)

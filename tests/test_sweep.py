@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import yaml
 
-from plasticity_kit.aggregate import curves, plot_metric, read_table
+from plasticity_kit.aggregate import curves, example_image, plot_examples, plot_metric, read_table
 from plasticity_kit.cli import main
 from plasticity_kit.errors import SpecError
 from plasticity_kit.executors import InProcess, Local
@@ -191,6 +191,7 @@ def test_cli_sweep_runs_and_plots(tmp_path, capsys):
     out = capsys.readouterr().out
     d = tmp_path / "out" / "tiny"
     assert (d / "network.mean_selectivity-vs-n_neurons.png").exists()
+    assert (d / "examples-by-n_neurons.png").exists()
     assert len(read_table(d / "sweep.csv")) == 4 and "4 to run" in out
     assert main(["sweep", str(path), "--executor", "nope"]) == 2
     assert "--executor: unknown executor 'nope'" in capsys.readouterr().err
@@ -225,3 +226,23 @@ def test_run_refuses_a_sweep_spec():
     out = cli("run", "specs/olivetti-batch-size.yaml", cwd=str(__import__("pathlib").Path(__file__).resolve().parents[1]))
     assert out.returncode == 2
     assert "sweep: this spec describes a sweep: run it with 'plasticity-kit sweep" in out.stderr
+
+
+def test_replicated_sweep_aggregates_and_shows_examples(tmp_path):
+    """sweep.replicas trains R networks per run: the table has the per-run metric means, each run
+    file the replica axis, and the example grid the first network's middle neuron (B, odd N)."""
+    raw = tiny(tmp_path, seed=1, replicas=3, grid={"model.n_neurons": [3, 5]})
+    raw["model"]["interaction"] = "binocular"
+    sweep = expand(raw)
+    rows = run_sweep(sweep, InProcess(), log=lambda *a: None)
+    assert [r["status"] for r in rows] == ["completed", "completed"]
+    assert all("network.mean_selectivity_mean" in r["metrics"] for r in rows)
+    for run in sweep.runs:
+        n = run.params["model.n_neurons"]
+        with h5py.File(run.output_dir / "run.h5", "r") as f:
+            assert f.attrs["replicas"] == 3
+            images = f["final/synthetic_images"][()]
+        assert images.shape == (3, n, 4096)
+        np.testing.assert_array_equal(example_image(run.output_dir / "run.h5"), images[0, n // 2].reshape(64, 64))
+    out = plot_examples(sweep, "model.n_neurons", tmp_path / "examples.png")
+    assert out.exists() and out.stat().st_size > 1000
