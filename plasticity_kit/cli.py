@@ -116,7 +116,8 @@ def cmd_sweep(args) -> int:
             print(f"{run.name}\tseed={run.seed}\t{values}")
         return 0
     cls = registry().executors.get(args.executor, "--executor")
-    executor = cls.from_config({"workers": args.workers} if args.workers else {}, "--executor")
+    config = {k: v for k, v in (("workers", args.workers), ("address", args.address)) if v}
+    executor = cls.from_config(config, "--executor")
     rows = run_sweep(sweep, executor)
     print(f"table: {sweep.directory / 'sweep.csv'}")
     if sweep.plot:
@@ -181,6 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--executor", default="local", help="where the runs execute: local (process pool, default), "
                    "inprocess, dask, or an installed executor plugin")
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: the number of cores)")
+    p.add_argument("--address", default=None, help="dask: the scheduler to connect to, e.g. tcp://10.0.0.5:8786 "
+                   "(default: start a LocalCluster)")
     p.set_defaults(func=cmd_sweep)
 
     from .cli_replay import add_commands

@@ -455,6 +455,31 @@ class RuleTestSuite:
                     f"divergence must return a message (str), got {problem!r}")
         assert not missed, f"divergence() returned None for a state with NaN in {missed}"
 
+    def test_replicas_equal_separate_networks(self):
+        """``model.replicas``: R networks stepped together (``step`` and ``run_steps``, stacked in
+        one kernel call when the rule sets ``steps_replicas``) end exactly where each one ends when
+        stepped alone from its initial state."""
+        from .rules.replicas import Replicas
+
+        rule = self.make_rule("float64")
+        ensemble = Replicas(rule, 3)
+        together = ensemble.init_state(np.random.default_rng(self.seed))
+        alone = [{k: v[r].copy() for k, v in together.items()} for r in range(3)]
+        batches = self.batches("float64")
+        X = self.inputs()
+        idx = np.stack([np.random.default_rng(self.seed + r).permutation(len(X))[:self.batch_size]
+                        for r in range(2)])
+        for batch in batches:
+            ensemble.step(together, batch)
+            for state in alone:
+                rule.step(state, batch)
+        ensemble.run_steps(together, X, idx)
+        for state in alone:
+            rule.run_steps(state, X, idx)
+        for r, state in enumerate(alone):
+            for key, value in state.items():
+                np.testing.assert_array_equal(together[key][r], value, err_msg=f"replica {r}: {key}")
+
     def test_end_to_end_run(self, tmp_path):
         """A tiny run through spec.resolve + runner.execute completes and writes a run.h5 whose
         trajectory has one frame per recorded step for every field, ending at the final state."""

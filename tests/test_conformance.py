@@ -62,6 +62,16 @@ def _step_then(extra):
     return step
 
 
+def _couples_replicas(self, state, batch):
+    """Claims to step stacked replicas, but decays every replica toward their mean weights."""
+    W = state["weights"]
+    if W.ndim == 2:
+        return Good.step(self, state, batch)
+    lr = W.dtype.type(self.params["lr"])
+    for r in range(W.shape[0]):
+        W[r] += lr * ((batch @ W[r].T).T @ batch / len(batch) - W.mean(axis=0))
+
+
 BROKEN = [
     ("test_step", broken("no_change", step=lambda self, state, batch: None)),
     ("test_step", broken("mutates_batch", step=_step_then(lambda s, st, b: b.__isub__(b.mean(axis=0))))),
@@ -88,6 +98,7 @@ BROKEN = [
     ("test_declarations", broken("unknown_default", defaults={"initializer": "no_such_initializer"})),
     ("test_declarations", broken("record_unknown_field", default_record=("weights", "nope"))),
     ("test_end_to_end_run", broken("goes_nan", step=_step_then(lambda s, st, b: st["weights"].fill(np.nan)))),
+    ("test_replicas_equal_separate_networks", broken("couples_replicas", steps_replicas=True, step=_couples_replicas)),
 ]
 
 
