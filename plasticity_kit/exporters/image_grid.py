@@ -12,26 +12,41 @@ from ..options import Option, Schema
 from .base import Exporter
 
 
+def mosaic(images: np.ndarray, columns: int, gap: int = 2) -> np.ndarray:
+    """``images`` (n, H, W[, C]) tiled row by row into one array, ``gap`` pixels of NaN between."""
+    n, h, w = images.shape[:3]
+    rows = math.ceil(n / columns)
+    out = np.full((rows * (h + gap) - gap, columns * (w + gap) - gap) + images.shape[3:], np.nan)
+    for i in range(n):
+        r, c = divmod(i, columns)
+        out[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = images[i]
+    return out
+
+
 def save_image_grid(images: np.ndarray, path, *, columns: int | None = None, cmap: str = "gray",
                     title: str | None = None, scale: float = 1.2) -> Path:
-    """Save ``images`` (n, H, W) or (n, H, W, C) with values in [0, 1] as one PNG grid."""
+    """Save ``images`` (n, H, W) or (n, H, W, C) with values in [0, 1] as one PNG grid, each image
+    numbered (one mosaic drawn once: fast for the thousand images of a replicated run)."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    n = len(images)
+    images = np.asarray(images, dtype=np.float64)
+    n, h, w = images.shape[:3]
     cols = columns or math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(scale * cols, scale * rows + (0.4 if title else 0)), squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if i < n:
-            ax.imshow(images[i], cmap=cmap, vmin=0.0, vmax=1.0, interpolation="nearest")
-            ax.set_title(str(i), fontsize=7, pad=1)
+    fig = plt.figure(figsize=(scale * cols, scale * rows * h / w + (0.4 if title else 0)))
+    ax = fig.add_axes((0, 0, 1, 1 - (0.4 / fig.get_figheight() if title else 0)))
+    ax.axis("off")
+    colormap = matplotlib.colormaps[cmap].copy()
+    colormap.set_bad("white")
+    ax.imshow(mosaic(images, cols), cmap=colormap, vmin=0.0, vmax=1.0, interpolation="nearest")
+    for i in range(n):
+        r, c = divmod(i, cols)
+        ax.text(c * (w + 2) + 1, r * (h + 2) + 1, str(i), fontsize=6, color="yellow", va="top", ha="left")
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=100)
     plt.close(fig)
