@@ -59,7 +59,8 @@ def cmd_show(args) -> int:
         lines = [f"{t.path}: run '{attrs.get('name', '?')}'",
                  f"status:   {t.status}{': ' + t.message if t.message else ''}{_writer_note(t)}",
                  f"created:  {attrs.get('created', '?')}" + (f", ended {attrs['ended']}" if "ended" in attrs else ""),
-                 f"spec:     {model['rule']['name']} rule, {model['n_neurons']} neurons, {model['dtype']}; "
+                 f"spec:     {model['rule']['name']} rule, {model['n_neurons']} neurons"
+                 f"{' × ' + str(model['replicas']) + ' replicas' if model.get('replicas', 1) > 1 else ''}, {model['dtype']}; "
                  f"data '{data.get('name')}' ({int(data.get('n_samples', 0))} samples x {int(data.get('n_inputs', 0))}); "
                  f"{sched['epochs']} epochs, batch {sched['batch_size']}, seed {sched['seed']}"]
         steps = t.steps

@@ -4,6 +4,7 @@ one row per replica."""
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -36,8 +37,11 @@ def save_image_grid(images: np.ndarray, path, *, columns: int | None = None, cma
     n, h, w = images.shape[:3]
     cols = columns or math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
-    fig = plt.figure(figsize=(scale * cols, scale * rows * h / w + (0.4 if title else 0)))
-    ax = fig.add_axes((0, 0, 1, 1 - (0.4 / fig.get_figheight() if title else 0)))
+    width = scale * cols
+    title = textwrap.fill(title, max(20, int(width * 11))) if title else None
+    top = 0.2 + 0.17 * title.count("\n") + 0.2 if title else 0.0  # inches for the title lines
+    fig = plt.figure(figsize=(width, scale * rows * h / w + top))
+    ax = fig.add_axes((0, 0, 1, 1 - top / fig.get_figheight()))
     ax.axis("off")
     colormap = matplotlib.colormaps[cmap].copy()
     colormap.set_bad("white")
