@@ -109,3 +109,15 @@ def test_diverging_replica_is_named(tmp_path):
     with h5py.File(result.path, "r") as f:
         assert f.attrs["status"] == "diverged"
 
+
+
+def test_ensemble_copies_and_pickles(tmp_path):
+    """Executors ship rules to workers: an ensemble survives copy and pickle."""
+    import copy
+    import pickle
+
+    ensemble = resolve(tiny_spec(tmp_path, **{"model.replicas": 2})).build_rule(4096)
+    for clone in (copy.deepcopy(ensemble), pickle.loads(pickle.dumps(ensemble))):
+        assert isinstance(clone, Replicas) and clone.count == 2 and clone.name == "bcm"
+        state = clone.init_state(np.random.default_rng(0))
+        assert state["weights"].shape == (2, 5, 4096)

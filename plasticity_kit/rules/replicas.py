@@ -30,6 +30,8 @@ class Replicas:
         self.count = count
 
     def __getattr__(self, name):  # name, params, model, dtype, fields, … are the rule's
+        if name.startswith("__") or name == "rule":  # copy/pickle probe before __init__ ran
+            raise AttributeError(name)
         return getattr(self.rule, name)
 
     @property
