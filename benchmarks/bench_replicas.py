@@ -77,7 +77,7 @@ def main():
 
     print(f"BCM kernel, {R} replicas × {n} neurons, Olivetti person 0 (10 faces, batch 10), {args.optimizer}, "
           f"{E} epochs, binocular, {os.environ.get('OMP_NUM_THREADS', 'default')} threads")
-    print(f"{'':52s} {'seconds':>9s} {'ms/epoch':>9s} {'speed-up':>9s} identical")
+    print(f"{'':62s} {'seconds':>9s} {'ms/epoch':>9s} {'speed-up':>9s} identical")
     forms = [("one step per call (bcm_step)", False, None), ("all steps in one call (bcm_steps)", True, None)]
     if args.optimizer == "sgd":
         forms.append(("all steps, sample space (bcm_steps, gram)", True, G))
@@ -85,8 +85,8 @@ def main():
         t_sep, W_sep = separate(at_once, gram)
         t_one, W_one = one_call(at_once, gram)
         same = np.array_equal(W_one, W_sep)
-        print(f"{label + ': R networks apart':52s} {t_sep:9.3f} {1e3 * t_sep / E:9.3f} {1.0:8.2f}×")
-        print(f"{label + ': R stacked':52s} {t_one:9.3f} {1e3 * t_one / E:9.3f} {t_sep / t_one:8.2f}× {same}")
+        print(f"{label + ': R networks apart':62s} {t_sep:9.3f} {1e3 * t_sep / E:9.3f} {1.0:8.2f}×")
+        print(f"{label + ': R stacked':62s} {t_one:9.3f} {1e3 * t_one / E:9.3f} {t_sep / t_one:8.2f}× {same}")
     print("(benchmarks/bench_sweep.py times the whole Fig. 1 sweep)")
 
 
