@@ -15,7 +15,6 @@ order, p = 3, k = 7, Δ = 0.4, eps = 0.02, float32, weights from N(0, 1).  Print
 weights and normalisers of the two ways are identical.
 """
 import argparse
-import gzip
 import os
 import time
 from pathlib import Path
@@ -27,18 +26,15 @@ IMAGES = "t10k-images-idx3-ubyte"
 
 def load_images():
     """(X float32 in [0, 1], description) from $PLASTICITY_KIT_MNIST, else random data."""
+    from plasticity_kit.datasets.mnist import find_file, read_idx
+
     root = os.environ.get("PLASTICITY_KIT_MNIST")
     if root:
-        root = Path(root)
-        candidates = [root] if root.is_file() else [root / IMAGES, root / (IMAGES + ".gz")]
-        for path in candidates:
-            if path.is_file():
-                opener = gzip.open if path.suffix == ".gz" else open
-                with opener(path, "rb") as fh:
-                    raw = fh.read()
-                rows, h, w = (int.from_bytes(raw[i:i + 4], "big") for i in (4, 8, 12))
-                X = np.frombuffer(raw, np.uint8, offset=16).reshape(rows, h * w)
-                return (X / np.float32(255)).astype(np.float32), f"MNIST test images {X.shape[0]}x{X.shape[1]} ({path})"
+        path = Path(root) if Path(root).is_file() else find_file(Path(root), IMAGES)
+        if path is not None:
+            X = read_idx(path)
+            X = X.reshape(len(X), -1)
+            return (X / np.float32(255)).astype(np.float32), f"MNIST test images {X.shape[0]}x{X.shape[1]} ({path})"
     X = np.random.default_rng(0).random((2000, 784), dtype=np.float32)
     why = "not set" if not root else f"has no {IMAGES}[.gz] at {root}"
     return X, f"uniform random 2000x784 ($PLASTICITY_KIT_MNIST {why})"

@@ -129,10 +129,11 @@ def example_image(run_file) -> np.ndarray | None:
             first = images[0] if int(f.attrs.get("replicas", 1)) > 1 else images[()]
     except (OSError, KeyError):
         return None
+    from .metrics.synthetic import middle_index
+
     model = spec.get("model", {})
-    n = int(model.get("n_neurons", first.shape[0]))
-    middle = (model.get("interaction") or {}).get("name") == "binocular" and n % 2 == 1
-    return first[n // 2 if middle else 0].reshape(shape) if shape else None
+    middle = middle_index((model.get("interaction") or {}).get("name"), int(model.get("n_neurons", len(first))))
+    return first[middle or 0].reshape(shape) if shape else None
 
 
 def plot_examples(sweep, x: str, out_path) -> Path:

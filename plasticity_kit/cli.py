@@ -126,7 +126,8 @@ def cmd_sweep(args) -> int:
         metric, x = sweep.plot["metric"], sweep.plot["x"]
         short = x.split(".")[-1]
         try:
-            print(f"wrote: {plot_metric(sweep.directory / 'sweep.csv', x, metric, sweep.directory / f'{metric}-vs-{short}.png')}")
+            out = plot_metric(sweep.directory / "sweep.csv", x, metric, sweep.directory / f"{metric}-vs-{short}.png")
+            print(f"wrote: {out}")
         except DataError as exc:  # e.g. fid skipped without the [fid] extra: the table is still there
             print(f"plot skipped: {exc}", file=sys.stderr)
         try:

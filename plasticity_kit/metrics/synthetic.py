@@ -15,14 +15,15 @@ from .base import MetricUnavailable
 NEURONS = ("all", "middle", "one_per_network")
 
 
+def middle_index(interaction: str | None, n_neurons: int) -> int | None:
+    """Index N // 2 of the middle neuron of the ``binocular`` interaction with odd N, else None."""
+    return n_neurons // 2 if interaction == "binocular" and n_neurons % 2 == 1 else None
+
+
 def middle_neuron(rule) -> int | None:
-    """Index N // 2 of the binocular interaction's middle neuron (odd N), else None."""
+    """:func:`middle_index` of ``rule``'s interaction and number of neurons."""
     model = getattr(rule, "model", None)
-    interaction = getattr(model, "interaction", None)
-    n = getattr(model, "n_neurons", 0)
-    if getattr(interaction, "name", None) == "binocular" and n % 2 == 1:
-        return n // 2
-    return None
+    return middle_index(getattr(getattr(model, "interaction", None), "name", None), getattr(model, "n_neurons", 0))
 
 
 def as_images(X: np.ndarray, image_shape) -> np.ndarray:

@@ -44,7 +44,7 @@ class Replicas:
 
     def init_state(self, rng: np.random.Generator) -> dict:
         states = [self.rule.init_state(rng) for _ in range(self.count)]
-        return {key: np.ascontiguousarray(np.stack([s[key] for s in states])) for key in states[0]}
+        return {key: np.stack([s[key] for s in states]) for key in states[0]}
 
     def step(self, state, batch):
         if self.rule.steps_replicas:
@@ -86,8 +86,3 @@ class Replicas:
 def replica_count(rule) -> int:
     """R for a :class:`Replicas` ensemble, 1 for a plain rule."""
     return rule.count if isinstance(rule, Replicas) else 1
-
-
-def base_rule(rule):
-    """The rule of one network (the rule itself when it is not an ensemble)."""
-    return rule.rule if isinstance(rule, Replicas) else rule
