@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from .errors import SpecError
-from .options import Schema
+from .options import Schema, describe
 
 
 class Component:
@@ -12,7 +12,7 @@ class Component:
 
     ``Cls(lr=1e-3)`` validates its parameters against ``Cls.options`` (raising
     :class:`~plasticity_kit.errors.SpecError` naming the bad key); validated values live in
-    ``self.params``.
+    ``self.params``, the names given explicitly in ``self.given``.
     """
 
     name: ClassVar[str] = ""
@@ -20,13 +20,16 @@ class Component:
 
     def __init__(self, _key: str | None = None, **params):
         self.params = type(self).options.validate(params, _key if _key is not None else self.name)
+        self.given = frozenset(params)  # the options set explicitly (the rest are defaults)
 
     @classmethod
     def from_config(cls, params, key: str):
         """Build from the ``params`` mapping of a spec found at ``key``."""
         if params is not None and not isinstance(params, dict):
-            raise SpecError(key, f"expected a mapping of parameters, got {params!r}")
-        return cls(_key=key, **(params or {}))
+            raise SpecError(key, f"expected a mapping of parameters, got {describe(params)}")
+        params = params or {}
+        cls.options.validate(params, key)  # unknown or non-text keys named before they become keywords
+        return cls(_key=key, **params)
 
     def to_config(self) -> dict:
         return {"name": self.name, "params": dict(self.params)}

@@ -33,7 +33,7 @@ estimator parameter      spec key
 ``random_state``         ``schedule.seed`` (None: a seed drawn at fit time, kept in ``seed_``)
 ``dtype``                ``model.dtype``
 ``activation``           ``model.activation``      (object, class, name or ``{name, params}``)
-``optimizer``            ``model.optimizer``       (same)
+``optimizer``            ``model.optimizer``       (same; ``lr`` 2e-2 when not given, see below)
 ``weights_init``         ``model.initializer``     (same)
 ``interaction``          ``model.interaction``     (same)
 ``interaction_strength`` ``model.interaction: {name: uniform, params: {strength: s}}`` when s ≠ 0
@@ -43,6 +43,14 @@ any other parameter      ``model.rule.params.<name>`` (the rule's own options)
 ``verbose``              (not in the spec: progress bar)
 ``readout_power``        (not in the spec: the exponent n of predict's and inpaint's read-out)
 =======================  ==========================================================
+
+Defaults follow the Nico-Curti/plasticity library, whose documented examples rely on them: an
+optimizer given without a learning rate (``Adam()``, ``"adam"``, ``{"name": "sgd"}``) uses
+lr = 2e-2 (:data:`REFERENCE_LR`, every optimizer's default there), and ``BCM`` defaults to that
+library's logistic activation, ``SGD(lr=2e-2)``, N(0, 1) initial weights and no interaction.
+Specs and the command line keep each optimizer's own default lr (SGD 0.01, Adam 1e-3), so
+``Adam()`` means lr 2e-2 here and 1e-3 in ``plasticity_kit.optimizers`` or a spec; ``to_spec``
+writes the lr in effect.
 
 Supervised variant (as the Nico-Curti/plasticity library): ``fit(X, y)`` appends the one-hot labels
 to the inputs, x̃ = [x, onehot(y)], so each neuron's weights W_i = [W_i^x, W_i^y] also hold a label
@@ -103,6 +111,11 @@ PARAM_KEYS = {
 COMPONENT_PARAMS = {"activation": "activation", "interaction": "interaction", "optimizer": "optimizer",
                     "weights_init": "initializer"}
 NOT_IN_SPEC = ("verbose", "readout_power")
+REFERENCE_LR = 2e-2
+"""Learning rate of an optimizer given to an estimator without ``lr``: every optimizer of the
+Nico-Curti/plasticity library defaults to 2e-2 (its ``Optimizer(lr=2e-2)``, BCM's
+``SGD(learning_rate=2e-2)``), and its documented examples (``optimizer=Adam()``) rely on it.
+Specs keep each optimizer's own default (SGD 0.01, Adam 1e-3): ``plasticity-kit validate --print``."""
 STRENGTH = Option("interaction_strength", "number", 0.0, "off-diagonal L of the uniform interaction")
 
 
@@ -171,6 +184,27 @@ def _component(value):
     if isinstance(value, type) and issubclass(value, Component):
         return value.name
     return _plain(value)
+
+
+def _optimizer(value):
+    """An estimator's optimizer in the spec's form, with ``lr`` = :data:`REFERENCE_LR` when the
+    optimizer has an ``lr`` option that was not given (object, class, name or ``{name, params}``)."""
+    if isinstance(value, Component):
+        config = _plain(value.to_config())
+        if "lr" in config["params"] and "lr" not in getattr(value, "given", ("lr",)):
+            config["params"]["lr"] = REFERENCE_LR
+        return config
+    config = _component(value)
+    if isinstance(config, str):
+        config = {"name": config}
+    if not (isinstance(config, dict) and isinstance(config.get("name"), str)
+            and isinstance(config.get("params") or {}, dict)):
+        return config  # the spec validator names what is wrong
+    cls = _registry().optimizers.classes.get(config["name"])
+    params = dict(config.get("params") or {})
+    if cls is None or "lr" in params or "lr" not in cls.options.names():
+        return config
+    return {**config, "params": {**params, "lr": REFERENCE_LR}}
 
 
 def _compact(config: dict):
@@ -273,7 +307,10 @@ class PlasticityEstimator:
                  "n_neurons": p["outputs"], "dtype": p["dtype"]}
         for param, comp in COMPONENT_PARAMS.items():
             if given.get(param) is not None:
-                model[comp] = _component(given[param])
+                model[comp] = (_optimizer if param == "optimizer" else _component)(given[param])
+        rule_cls = _registry().rules.classes.get(self._rule_name())
+        if "optimizer" not in model and "optimizer" in getattr(rule_cls, "uses", ()):
+            model["optimizer"] = _optimizer(rule_cls.defaults["optimizer"])  # the rule's, at lr 2e-2
         if "interaction_strength" in p:
             strength = STRENGTH.coerce(p["interaction_strength"], "interaction_strength")
             if strength != 0.0:
@@ -597,8 +634,10 @@ class BCM(PlasticityEstimator):
     """BCM neurons with lateral interactions (rule ``bcm``): y = σ((I−L)⁻¹Wx),
     θ ← γθ + (1−γ)⟨y²⟩, ΔW = ⟨y(y−θ)x⟩/θ (Law & Cooper 1994; Castellani et al. 1999; Curti et al. 2023).
 
-    ``interaction_strength`` = s ≠ 0 is the Nico-Curti/plasticity library's parameter: every
-    off-diagonal L_ij = s (s < 0 is lateral inhibition).  ``orthogonalize=True`` starts from
+    Defaults are the Nico-Curti/plasticity library's BCM: logistic activation, ``SGD(lr=2e-2)``
+    (any optimizer given without ``lr`` gets 2e-2, :data:`REFERENCE_LR`), N(0, 1) initial
+    weights, batch 100, 100 epochs.  ``interaction_strength`` = s ≠ 0 is that library's
+    parameter: every off-diagonal L_ij = s (s < 0 is lateral inhibition).  ``orthogonalize=True`` starts from
     orthonormal weights and re-orthogonalises them, W ← (WWᵀ)^(-1/2)W, after every epoch.
     Fitted: ``weights_``, ``theta_`` and the attributes of :class:`PlasticityEstimator`.
     """
