@@ -9,6 +9,7 @@ from .rules.bcm import BCM
 from .rules.krotov_hopfield import KrotovHopfield
 from .rules.krotov_hopfield_dynamics import KrotovHopfieldDynamics
 from .datasets.mnist import MNIST
+from .datasets.fashion_mnist import FashionMNIST
 from .metrics.convergence import WeightNorm
 from .metrics.linear_probe import LinearProbe
 from .rules.weight_sharing import HebbianWeightSharing
@@ -59,6 +60,7 @@ def register_datasets(register):
     register(Images)
     register(WhiteNoise)
     register(MNIST)
+    register(FashionMNIST)
 
 
 @hookimpl

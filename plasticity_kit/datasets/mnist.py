@@ -90,11 +90,13 @@ def default_cache_dir() -> Path:
     return (Path(base) if base else Path.home() / ".cache" / "plasticity-kit") / "mnist"
 
 
-def download(stem: str, directory: Path, mirrors) -> Path:
-    """Fetch ``stem.gz`` into ``directory`` from the first mirror that serves it with the right MD5.
+def download(stem: str, directory: Path, mirrors, checksums=None) -> Path:
+    """Fetch ``stem.gz`` into ``directory`` from the first mirror that serves it with the right MD5
+    (``checksums``: stem → MD5, default MNIST's :data:`FILES`).
 
     Raises DataError listing every mirror tried and why it failed.
     """
+    checksums = FILES if checksums is None else checksums
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / (stem + ".gz")
     problems = []
@@ -105,8 +107,8 @@ def download(stem: str, directory: Path, mirrors) -> Path:
             with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=30) as response:
                 shutil.copyfileobj(response, out)
             got = md5_file(tmp)
-            if got != FILES[stem]:
-                problems.append(f"{url}: checksum mismatch (MD5 {got}, expected {FILES[stem]})")
+            if got != checksums[stem]:
+                problems.append(f"{url}: checksum mismatch (MD5 {got}, expected {checksums[stem]})")
                 continue
             os.replace(tmp, target)
             return target
