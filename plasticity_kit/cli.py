@@ -1,15 +1,20 @@
-"""Command line: ``plasticity-kit run | validate | plugins | metrics | show | replay | watch``.
+"""Command line: ``plasticity-kit run | validate | plugins | metrics | sweep | show | replay | watch``.
 
-Exit status: 0 success, 1 the run diverged, 2 bad input (spec, data, plugin), 130 interrupted.
+Exit status: 0 success, 1 the run diverged, 2 bad input (spec, data, plugin; a run file that
+exists or another run is writing), 3 the run file could not be written (disk full, I/O error:
+the file is marked failed), 130 interrupted (Ctrl-C or SIGTERM).
 """
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
+import textwrap
 
-from .errors import DataError, PluginError, SpecError
+from .errors import DataError, PluginError, RunFileError, SpecError
 
-EXIT_DIVERGED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 1, 2, 130
+EXIT_DIVERGED, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED = 1, 2, 3, 130
+EXIT_INTERNAL = 70  # an unexpected exception (a bug): sysexits' EX_SOFTWARE
 
 
 def _add_spec_args(parser: argparse.ArgumentParser) -> None:
@@ -26,15 +31,23 @@ def cmd_run(args) -> int:
     if spec.raw.get("sweep"):
         raise SpecError("sweep", "this spec describes a sweep: run it with 'plasticity-kit sweep "
                         f"{args.spec}' (or remove the sweep section)", args.spec)
+    # -q: stdout gets only the run file's path; errors and a run that did not complete go to stderr
     log = (lambda *a: None) if args.quiet else print
     log(f"{spec.name}: {spec.rule_class.name} rule, {spec.model.n_neurons} neurons, "
         f"{spec.schedule['epochs']} epochs, batch {spec.schedule['batch_size']} → {spec.output_dir}/")
-    result = execute(spec, progress=None if not args.quiet else False, log=log, resume=args.resume)
+    result = execute(spec, progress=None if not args.quiet else False, log=log, resume=args.resume,
+                     overwrite=args.overwrite)
     o = result.outcome
-    print(f"{o.status}: {o.message} in {o.elapsed:.1f} s")
-    print(f"trajectory: {result.path}")
-    for path in result.outputs:
-        print(f"wrote: {path}")
+    line = o.message if o.message.startswith(o.status) else f"{o.status}: {o.message}"
+    if args.quiet:
+        if o.status != "completed":
+            print(line, file=sys.stderr)
+        print(result.path)
+    else:
+        print(f"{line} in {o.elapsed:.1f} s")
+        print(f"trajectory: {result.path}")
+        for path in result.outputs:
+            print(f"wrote: {path}")
     if o.status == "diverged":
         return EXIT_DIVERGED
     if o.status == "interrupted":
@@ -43,14 +56,39 @@ def cmd_run(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    from .spec import load_spec
+    """Everything ``run`` (or ``sweep``) checks before it allocates a state: the spec, every run of
+    its sweep, the data, the batch size and the memory estimate."""
+    from .memory import available, human
+    from .spec import preflight, read_with_overrides, resolve
+    from .sweep import expand
 
-    spec = load_spec(args.spec, args.overrides)
+    raw = read_with_overrides(args.spec, args.overrides)
+    if raw.get("sweep") is not None:
+        sweep = expand(raw, args.spec)
+        sizes = {}  # data config → (samples, inputs): each data set loaded once
+        for run in sweep.runs:
+            spec = resolve(run.raw, args.spec)
+            key = spec.to_yaml().split("\nmodel:")[0]
+            try:
+                if key not in sizes:
+                    data, _ = preflight(spec)
+                    sizes[key] = data.X.shape
+                else:
+                    spec.build_rule(sizes[key][1], sizes[key][0])
+            except SpecError as exc:
+                raise SpecError(f"sweep: run {run.name}: {exc.key}" if exc.key else f"sweep: run {run.name}",
+                                exc.message, args.spec) from None
+        print(f"{args.spec}: valid sweep of {len(sweep.runs)} runs → {sweep.directory}/")
+        return 0
+    spec = resolve(raw, args.spec)
+    data, _ = preflight(spec)
     if args.print:
         sys.stdout.write(spec.to_yaml())
     else:
+        free = available()
         print(f"{args.spec}: valid ({spec.rule_class.name} rule, {spec.model.n_neurons} neurons, "
-              f"data '{spec.dataset.name}', {spec.schedule['epochs']} epochs)")
+              f"data '{spec.dataset.name}' {data.X.shape[0]}x{data.X.shape[1]}, {spec.schedule['epochs']} epochs; "
+              f"memory {spec.memory.describe()}" + (f" of {human(free)} available)" if free else ")"))
     return 0
 
 
@@ -61,9 +99,14 @@ def cmd_plugins(args) -> int:
     if args.kind:
         rows = [r for r in rows if r[1] == args.kind]
     widths = [max(len(r[i]) for r in rows + [("plugin", "kind", "name", "")]) for i in range(3)]
+    indent = sum(widths) + 6
+    text_width = max(40, shutil.get_terminal_size().columns - indent)
     print(f"{'plugin':<{widths[0]}}  {'kind':<{widths[1]}}  {'name':<{widths[2]}}  description")
     for plugin, kind, name, doc in rows:
-        print(f"{plugin:<{widths[0]}}  {kind:<{widths[1]}}  {name:<{widths[2]}}  {doc}")
+        lines = textwrap.wrap(doc, text_width) or [""]
+        print(f"{plugin:<{widths[0]}}  {kind:<{widths[1]}}  {name:<{widths[2]}}  {lines[0]}")
+        for more in lines[1:]:
+            print(" " * indent + more)
     return 0
 
 
@@ -144,15 +187,24 @@ def cmd_sweep(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from ._version import __version__
 
-    parser = argparse.ArgumentParser(prog="plasticity-kit", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="plasticity-kit",
+        description="Train local (non-backprop) learning rules from a YAML spec, record the whole trajectory "
+                    "to HDF5, replay it and score it.",
+        epilog="Exit status: 0 success, 1 the run diverged, 2 bad input (spec, data, plugin), 3 the run file could not "
+               "be written (disk full), 130 interrupted. "
+               "Run 'plasticity-kit COMMAND --help' for a command's options.")
     parser.add_argument("--version", action="version", version=f"plasticity-kit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("run", help="train the run a spec describes and record it to HDF5")
     _add_spec_args(p)
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or log lines")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="print only the run file's path (errors, and a run that did not complete, on stderr)")
     p.add_argument("--resume", metavar="RUN.h5", help="continue this interrupted run of the same spec from its "
                    "last recorded state, appending to the file")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run file of this spec (without "
+                   "it, an existing run.h5 stops the run)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("validate", help="check a spec without running it")
@@ -193,16 +245,51 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminated(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main(argv=None) -> int:
+    if (sys.argv[1:] if argv is None else list(argv))[:1] == ["run"]:
+        import signal
+
+        signal.signal(signal.SIGTERM, _terminated)  # before the slow imports: SIGTERM ends a run with 130
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        status = args.func(args)
+        sys.stdout.flush()  # here, not at exit: a closed pipe (show | head -1) is then caught below
+        return status
+    except BrokenPipeError:
+        return _stdout_closed()
     except (SpecError, DataError, PluginError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except RunFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception:  # a bug, not bad input: the traceback, and a status no outcome uses
+        import traceback
+
+        traceback.print_exc()
+        print("internal error: this is a bug in plasticity-kit; please report it with the traceback above",
+              file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def _stdout_closed() -> int:
+    """The reader of stdout went away (``| head``): stop quietly with 128 + SIGPIPE, as a tool
+    killed by SIGPIPE would, pointing stdout at /dev/null so that the flush at exit cannot fail."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout without a file descriptor (captured in tests)
+        pass
+    return 141
 
 
 if __name__ == "__main__":

@@ -18,13 +18,15 @@ Built-ins (values from the reference study, Rondini 2023, §1.3):
 """
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
 
 from .component import Component
-from .errors import SpecError
-from .options import Option, Schema
+from .datasets.base import read_npy
+from .errors import DataError, SpecError
+from .options import Option, Schema, describe
 
 MAX_CONDITION = 1e6
 
@@ -84,6 +86,22 @@ class Binocular(Interaction):
         return L
 
 
+def _check_values(params):
+    """``values``: a list of rows of finite numbers, all rows as long as there are rows."""
+    rows = params["values"]
+    if rows is None:
+        return None
+    if not isinstance(rows, list) or not rows or not all(isinstance(r, list) for r in rows):
+        return "values", "expected a list of rows of numbers (a square matrix)"
+    for i, row in enumerate(rows):
+        if len(row) != len(rows):
+            return f"values[{i}]", f"expected {len(rows)} numbers (a square matrix of {len(rows)} rows), got {len(row)}"
+        for j, v in enumerate(row):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or abs(v) > 1e300 or not math.isfinite(v):
+                return f"values[{i}][{j}]", f"expected a finite number (values: a list of rows of numbers), got {describe(v)}"
+    return None
+
+
 class Custom(Interaction):
     """L given by the user: a .npy or .csv file (``path``) or an inline list of rows (``values``)."""
 
@@ -92,7 +110,7 @@ class Custom(Interaction):
         Option("path", "path", None, "a .npy or .csv file holding L", nullable=True),
         Option("values", "any", None, "L as a list of rows", nullable=True),
         checks=(lambda p: ("path", "expected exactly one of 'path' or 'values'")
-                if (p["path"] is None) == (p["values"] is None) else None,),
+                if (p["path"] is None) == (p["values"] is None) else None, _check_values),
     )
 
     def lateral(self, n_neurons):
@@ -114,16 +132,23 @@ class Custom(Interaction):
 
 
 def _read_matrix(path: str, key: str) -> np.ndarray:
+    """L from a ``.npy`` (header checked, never unpickled) or ``.csv`` file."""
     if not os.path.exists(path):
         raise SpecError(key, f"file not found: {path}")
     try:
         if path.endswith(".npy"):
-            return np.asarray(np.load(path), dtype=np.float64)
+            L = read_npy(path)
+            if L.dtype.kind not in "biuf":
+                raise SpecError(key, f"{path}: expected a matrix of numbers, got dtype {L.dtype}")
+            return np.asarray(L, dtype=np.float64)
         if path.endswith(".csv"):
             return np.loadtxt(path, delimiter=",", dtype=np.float64, ndmin=2)
+    except DataError as exc:
+        raise SpecError(key, str(exc)) from None
     except (ValueError, OSError) as exc:
         raise SpecError(key, f"cannot read {path}: {exc}") from None
     raise SpecError(key, f"expected a .npy or .csv file, got {path}")
+
 
 
 def interaction_factor(L: np.ndarray, key: str = "model.interaction") -> np.ndarray | None:

@@ -15,17 +15,79 @@ from typing import Any, Callable, Iterable, Mapping
 from .errors import SpecError
 
 _REQUIRED = object()
+INT_MAX = 2**31 - 1
+"""Ceiling of every integer option that declares none: the sizes the compiled kernels index with C ints."""
+SEED_MAX = 2**64 - 1
+"""Largest seed: numpy's SeedSequence entropy is stored as an unsigned 64-bit integer in the run file."""
+STRING_MAX = 4096
+"""Longest string option (a path may be up to PATH_MAX = 4096 bytes)."""
+NAME_MAX = 255
+"""Longest file name, in bytes of UTF-8 (ext4, XFS, APFS, NTFS)."""
+DESCRIBE_MAX = 60
 
 
 def describe(value: Any) -> str:
-    """Show a user value in an error message the way they wrote it."""
+    """Show a user value in an error message the way they wrote it (long values shortened)."""
     if isinstance(value, str):
-        return repr(value)
-    if value is None:
+        text = repr(value)
+    elif value is None:
         return "null"
-    if isinstance(value, bool):
+    elif isinstance(value, bool):
         return "true" if value else "false"
-    return repr(value)
+    elif isinstance(value, int) and value.bit_length() > 128:
+        return f"an integer of {len(str(abs(value))) if value.bit_length() < 10_000 else 'thousands of'} digits"
+    elif isinstance(value, (dict, list, tuple)):
+        text = _short_repr(value)
+    else:
+        try:
+            text = repr(value)
+        except (ValueError, RecursionError):
+            text = f"a {type(value).__name__}"
+    return text if len(text) <= DESCRIBE_MAX else text[:DESCRIBE_MAX - 1] + "…"
+
+
+def _short_repr(value, budget: int = DESCRIBE_MAX + 1) -> str:
+    """repr-like text of a nested list/dict that stops after about ``budget`` characters (aliases
+    let a small YAML file describe a huge structure, whose full repr would never finish)."""
+    out: list[str] = []
+    size = 0
+    stack: list = []  # (iterator over children, is a mapping, closing bracket, first child still to come)
+
+    def emit(text: str) -> None:
+        nonlocal size
+        out.append(text)
+        size += len(text)
+
+    def open_(item) -> bool:
+        if isinstance(item, dict):
+            emit("{")
+            stack.append([iter(item.items()), True, "}", True])
+            return True
+        if isinstance(item, (list, tuple)):
+            emit("[")
+            stack.append([iter(item), False, "]", True])
+            return True
+        return False
+
+    if not open_(value):
+        return describe(value)
+    while stack and size < budget:
+        frame = stack[-1]
+        try:
+            item = next(frame[0])
+        except StopIteration:
+            stack.pop()
+            emit(frame[2])
+            continue
+        if not frame[3]:
+            emit(", ")
+        frame[3] = False
+        if frame[1]:
+            key, item = item
+            emit(f"{describe(key)}: ")
+        if not open_(item):
+            emit(describe(item))
+    return "".join(out)
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:
@@ -40,13 +102,19 @@ def unknown_key_error(key: str, name: str, known: Iterable[str]) -> SpecError:
     return SpecError(key, f"unknown key '{name}'{hint}; allowed keys: {allowed}")
 
 
+KINDS = ("number", "integer", "bool", "string", "choice", "numbers", "integers", "path", "any")
+"""The valid ``Option.kind`` values."""
+
+
 @dataclass(frozen=True)
 class Option:
     """One typed parameter.
 
     kind: ``number`` (float), ``integer``, ``bool``, ``string``, ``choice`` (one of ``choices``),
-    ``numbers`` (list of floats), ``integers`` (list of ints), ``path`` (string naming a file) or
-    ``any``.  ``low``/``high`` bound numbers; ``low_open``/``high_open`` exclude the bound.
+    ``numbers`` (list of floats), ``integers`` (list of ints), ``path`` (string naming a file),
+    ``filename`` (one file name: no ``/``, at most 255 bytes) or ``any``.  ``low``/``high``
+    bound numbers; ``low_open``/``high_open`` exclude the bound.  An integer without ``high`` is
+    still at most :data:`INT_MAX`.  Strings hold no NUL and at most :data:`STRING_MAX` characters.
     ``nullable`` lets ``null`` through (the default is then usually ``None``).
     """
 
@@ -60,6 +128,13 @@ class Option:
     high_open: bool = False
     choices: tuple = ()
     nullable: bool = False
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"Option {self.name!r}: unknown kind {self.kind!r}{did_you_mean(self.kind, KINDS)}; "
+                             f"valid kinds: {', '.join(KINDS)}")
+        if self.kind == "choice" and not self.choices:
+            raise ValueError(f"Option {self.name!r}: kind 'choice' needs choices=(...)")
 
     @property
     def required(self) -> bool:
@@ -79,6 +154,8 @@ class Option:
             text = "true or false"
         elif self.kind == "path":
             text = "a file path"
+        elif self.kind == "filename":
+            text = "a file name (no '/', at most 255 bytes)"
         elif self.kind == "string":
             text = "a string"
         else:
@@ -103,6 +180,12 @@ class Option:
             return False
         return True
 
+    def _ceiling_text(self, x) -> str:
+        """`` and at most 2147483647`` when ``x`` is above the implicit integer ceiling."""
+        if self.kind in ("integer", "integers") and self.high is None and x > INT_MAX:
+            return f" and at most {INT_MAX}"
+        return ""
+
     def coerce(self, value: Any, key: str) -> Any:
         """Return the typed value or raise SpecError at ``key``."""
         if value is None:
@@ -117,10 +200,14 @@ class Option:
             if isinstance(value, bool):
                 return value
             raise fail
-        if kind in ("string", "path"):
-            if isinstance(value, str) and value:
-                return value
-            raise fail
+        if kind in ("string", "path", "filename"):
+            if not isinstance(value, str) or not value:
+                raise fail
+            problem = text_problem(value) or (path_problem(value) if kind == "path" else None) or (
+                filename_problem(value) if kind == "filename" else None)
+            if problem:
+                raise SpecError(key, f"expected {self.expected()}, got {describe(value)} ({problem})")
+            return value
         if kind == "choice":
             if value in self.choices:
                 return value
@@ -146,10 +233,17 @@ class Option:
                 out = int(value)
             else:
                 raise fail
+            ceiling = self._ceiling_text(out)
+            if ceiling:
+                noun = "an integer"
+                raise SpecError(fail.key, f"expected {noun}{self._range_text()}{ceiling}, got {describe(value)}")
         else:
             if isinstance(value, (int, float)):
-                out = float(value)
-            elif isinstance(value, str):
+                try:
+                    out = float(value)
+                except OverflowError:  # an integer beyond float range
+                    raise fail from None
+            elif isinstance(value, str) and len(value) < 100:
                 try:
                     out = float(value)  # YAML reads 1e-3 as a string
                 except ValueError:
@@ -161,6 +255,45 @@ class Option:
         if not self._in_range(out):
             raise fail
         return out
+
+
+def text_problem(text: str) -> str | None:
+    """Why ``text`` cannot be a spec string (NUL, not UTF-8, too long), or None."""
+    if "\0" in text:
+        return "it contains a NUL character"
+    if len(text) > STRING_MAX:
+        return f"{len(text)} characters, at most {STRING_MAX}"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "it is not valid UTF-8 (a lone surrogate)"
+    return None
+
+
+def filename_problem(name: str) -> str | None:
+    """Why ``name`` cannot be one file or folder name, or None."""
+    problem = text_problem(name)
+    if problem:
+        return problem
+    if "/" in name or "\\" in name:
+        return "a file name cannot contain '/' or '\\'"
+    if name in (".", ".."):
+        return f"{name!r} is not a file name"
+    size = len(name.encode("utf-8"))
+    if size > NAME_MAX:
+        return f"{size} bytes, a file name has at most {NAME_MAX}"
+    return None
+
+
+def path_problem(path: str) -> str | None:
+    """Why ``path`` cannot name a file (a part longer than a file name may be), or None."""
+    problem = text_problem(path)
+    if problem:
+        return problem
+    for part in path.split("/"):
+        if len(part.encode("utf-8")) > NAME_MAX:
+            return f"the part {describe(part)} is {len(part.encode('utf-8'))} bytes, a file name has at most {NAME_MAX}"
+    return None
 
 
 def _fmt(x: float) -> str:

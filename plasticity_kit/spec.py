@@ -18,7 +18,8 @@ import numpy as np
 import yaml
 
 from .errors import SpecError
-from .options import Option, Schema, describe, did_you_mean, unknown_key_error
+from .options import (SEED_MAX, Option, Schema, describe, did_you_mean, filename_problem, path_problem,
+                      text_problem, unknown_key_error)
 from .plugins import Registry, registry
 from .rules.base import COMPONENTS, Model, Rule
 
@@ -26,12 +27,17 @@ SECTIONS = ("name", "description", "data", "model", "schedule", "record", "outpu
             "sweep")  # sweep: expanded by plasticity_kit.sweep before resolve, ignored here
 DEFAULT_EXPORTERS = ("image_grid", "summary")
 DEFAULT_FRAMES = 100
+MAX_SPEC_BYTES = 4 << 20  # a spec is a few kB; an inline interaction matrix of 300² numbers ~1 MB
+MAX_DEPTH = 50  # nesting levels of a spec (the deepest shipped spec has 6)
+MAX_VALUES = 1_000_000  # values in the spec once YAML aliases are expanded ("billion laughs")
+PATH_MAX = 4096
 
 SCHEDULE = Schema(
     Option("epochs", "integer", doc="passes over the data", low=1),
     Option("batch_size", "integer", doc="samples per mini-batch (the last batch of an epoch may be smaller)", low=1),
     Option("shuffle", "bool", True, "reshuffle the samples every epoch"),
-    Option("seed", "integer", 0, "seed of every random draw of the run (data subset, initial weights, shuffling)", low=0),
+    Option("seed", "integer", 0, "seed of every random draw of the run (data subset, initial weights, shuffling)",
+           low=0, high=SEED_MAX),
 )
 MODEL_KEYS = ("rule", "n_neurons", "dtype", "replicas") + COMPONENTS
 MODEL = Schema(
@@ -42,12 +48,15 @@ MODEL = Schema(
 )
 RECORD = Schema(
     Option("fields", "any", None, "state arrays recorded over time (default: the rule's)", nullable=True),
-    Option("every", "integer", None, "record every N steps (default: about 100 frames per run)", low=1, nullable=True),
+    Option("every", "integer", None, "record every N steps (default: at most ~100 frames per run and one "
+           "per 4096 samples trained)", low=1, nullable=True),
     Option("compression", "choice", "gzip", "HDF5 compression of recorded fields", choices=("none", "gzip", "lzf")),
     Option("dtype", "choice", None, "floating type the recorded fields are stored as (default: the state's); "
            "float16 halves the file", choices=("float16", "float32", "float64"), nullable=True),
     Option("swmr", "bool", False, "write the run file in HDF5 SWMR mode, so that readers (plasticity-kit watch) "
            "see a consistent file while it is written"),
+    Option("checkpoint_seconds", "number", 30.0, "wall-clock seconds between resume checkpoints (taken at a "
+           "record; also at an interruption); 0: at every record", low=0, high=86400),
 )
 EVERY = Option("every", "integer", None, "also compute every N steps (default: only at the end)", low=1, nullable=True)
 OUTPUT = Schema(Option("dir", "string", "runs", "the run is written to <dir>/<name>/"))
@@ -70,12 +79,23 @@ class RunSpec:
     metrics: list = field(default_factory=list)
     raw: dict = field(repr=False, default_factory=dict)
     replicas: int = 1
+    memory: Any = field(repr=False, default=None)  # the memory.Estimate of the last build_rule
 
-    def build_rule(self, n_inputs: int) -> Rule:
+    def build_rule(self, n_inputs: int, n_samples: int | None = None) -> Rule:
         """The rule for ``n_inputs`` inputs; with ``model.replicas`` R > 1, an ensemble of R
-        networks (:class:`~plasticity_kit.rules.replicas.Replicas`)."""
+        networks (:class:`~plasticity_kit.rules.replicas.Replicas`).
+
+        First checks, before anything is allocated, that the run fits in the available memory
+        (:func:`plasticity_kit.memory.check`) and, when ``n_samples`` (the data set's size) is
+        given, that a batch is no larger than the data set.  SpecError names the key.
+        """
+        from .memory import check
         from .rules.replicas import Replicas
 
+        if n_samples is not None and self.schedule["batch_size"] > n_samples:
+            raise SpecError("schedule.batch_size", f"expected at most {n_samples} (the samples in data set "
+                            f"'{self.dataset.name}'), got {self.schedule['batch_size']}")
+        self.memory = check(self, n_samples or 0, n_inputs)
         self.model.n_inputs = n_inputs
         self.model.epochs = self.schedule["epochs"]
         rule = self.rule_class(self.model)
@@ -89,26 +109,127 @@ def dump_yaml(data: dict) -> str:
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=None, allow_unicode=True)
 
 
+class SpecLoader(yaml.SafeLoader):
+    """PyYAML's safe loader (no tags that build Python objects) that refuses nesting deeper than
+    :data:`MAX_DEPTH` while composing, before recursion can run out."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent, index):
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark
+                raise yaml.composer.ComposerError(None, None, f"nested more than {MAX_DEPTH} levels deep", mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+PLAIN = (dict, list, str, int, float, bool, type(None))
+
+
+def _kind_of(value) -> str:
+    names = {"date": "a date", "datetime": "a timestamp", "bytes": "binary data", "set": "a set",
+             "tuple": "a pair"}
+    return names.get(type(value).__name__, f"a {type(value).__name__}")
+
+
+def check_values(data, key: str = "") -> None:
+    """SpecError unless ``data`` is a tree of plain YAML values: mappings with text keys, lists,
+    text without NUL, numbers, true/false, null — no more than :data:`MAX_VALUES` of them once
+    aliases are expanded, none of which contains itself."""
+    sizes: dict[int, int] = {}
+    # iterative post-order walk: (value, key path, children visited?)
+    stack = [(data, key, False)]
+    active: set[int] = set()
+    while stack:
+        value, where, done = stack.pop()
+        if isinstance(value, (dict, list)):
+            ident = id(value)
+            if done:
+                active.discard(ident)
+                children = value.values() if isinstance(value, dict) else value
+                total = 1 + sum(sizes.get(id(c), 1) for c in children)
+                if total > MAX_VALUES:
+                    raise SpecError(where, f"expands to more than {MAX_VALUES:,} values (YAML aliases "
+                                    "repeating an anchor?); a spec holds at most that many")
+                sizes[ident] = total
+                continue
+            if ident in sizes:
+                continue  # an alias of a value already checked
+            if ident in active:
+                raise SpecError(where, "contains itself (a YAML alias inside its own anchor)")
+            active.add(ident)
+            stack.append((value, where, True))
+            if isinstance(value, dict):
+                for k, v in value.items():
+                    if not isinstance(k, str):
+                        shown = describe(k) if isinstance(k, PLAIN) else _kind_of(k)
+                        raise SpecError(f"{where}.{shown}" if where else shown,
+                                        f"expected a text key, got the key {shown}; quote it")
+                    problem = text_problem(k)
+                    if problem:
+                        raise SpecError(f"{where}.{describe(k)}" if where else describe(k),
+                                        f"expected a text key, got {describe(k)} ({problem})")
+                    stack.append((v, f"{where}.{k}" if where else k, False))
+            else:
+                for i, v in enumerate(value):
+                    stack.append((v, f"{where}[{i}]", False))
+        elif isinstance(value, str):
+            problem = text_problem(value)
+            if problem:
+                raise SpecError(where, f"expected text, got {describe(value)} ({problem})")
+        elif not isinstance(value, PLAIN):
+            raise SpecError(where, f"expected a plain YAML value (text, number, true/false, null, list or "
+                            f"mapping), got {_kind_of(value)} {describe(value)}; quote it to make it text")
+
+
+def parse_yaml(text: str):
+    """The value in ``text``, read with :class:`SpecLoader`; yaml.YAMLError or ValueError (an
+    integer of more than 4300 digits) for text that is not YAML."""
+    loader = SpecLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
 def read_yaml(path: str | os.PathLike) -> dict:
     """The mapping in a YAML file; SpecError naming the file (and line) if it cannot be read."""
     source = str(path)
     try:
+        size = os.path.getsize(path)
+        if size > MAX_SPEC_BYTES:
+            raise SpecError("", f"the spec file is {size:,} bytes; a spec has at most {MAX_SPEC_BYTES:,}", source)
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SpecError("", "spec file not found", source) from None
+    except UnicodeDecodeError as exc:
+        raise SpecError("", f"the spec is not UTF-8 text (byte {exc.start})", source) from None
     except OSError as exc:
         raise SpecError("", f"cannot read spec: {exc.strerror}", source) from None
+    except ValueError as exc:  # a path with NUL
+        raise SpecError("", f"cannot read spec: {exc}", source) from None
     try:
-        data = yaml.safe_load(text)
+        data = parse_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise SpecError("", f"invalid YAML: {where}{problem}", source) from None
+    except ValueError as exc:  # int('1' * 5000): Python's limit on the digits of an integer
+        raise SpecError("", f"invalid YAML: {exc}", source) from None
     if data is None:
         raise SpecError("", "the spec is empty", source)
     if not isinstance(data, dict):
-        raise SpecError("", f"expected a mapping of sections ({', '.join(SECTIONS)}), got {type(data).__name__}", source)
+        raise SpecError("", f"expected a mapping of sections ({', '.join(SECTIONS)}), got {describe(data)}", source)
+    try:
+        check_values(data)
+    except SpecError as exc:
+        raise exc.with_source(source) from None
     return data
 
 
@@ -121,9 +242,10 @@ def parse_override(text: str) -> tuple[str, Any]:
     if not key or any(not part for part in key.split(".")):
         raise SpecError("--set", f"expected key.path=value, got {text!r}")
     try:
-        parsed = yaml.safe_load(value) if value.strip() else ""
-    except yaml.YAMLError:
+        parsed = parse_yaml(value) if value.strip() else ""
+    except (yaml.YAMLError, ValueError):
         parsed = value
+    check_values(parsed, key)
     return key, parsed
 
 
@@ -217,9 +339,13 @@ def _resolve(raw: dict, source: str, reg: Registry) -> RunSpec:
     base_dir = Path(source).resolve().parent if os.path.exists(source) else None
 
     name = raw.get("name", Path(source).stem if source != "<spec>" else "run")
-    if not isinstance(name, str) or not name or any(c in name for c in "/\\") or name in (".", ".."):
-        raise SpecError("name", f"expected a run name without '/' (it names the output folder), got {describe(name)}")
+    problem = filename_problem(name) if isinstance(name, str) and name else "it names the output folder"
+    if problem:
+        raise SpecError("name", f"expected a run name that is a file name (it names the output folder), "
+                        f"got {describe(name)} ({problem})")
     description = raw.get("description", "")
+    if description is None:
+        description = ""
     if not isinstance(description, str):
         raise SpecError("description", f"expected a string, got {describe(description)}")
 
@@ -274,6 +400,12 @@ def _resolve(raw: dict, source: str, reg: Registry) -> RunSpec:
     record["fields"] = fields
 
     output = OUTPUT.validate(_section(raw, "output", required=False), "output")
+    problem = path_problem(output["dir"])
+    run_file = os.path.join(output["dir"], name, "run.h5")
+    if problem is None and len(os.fsencode(os.path.abspath(run_file))) >= PATH_MAX:
+        problem = f"the run file {describe(run_file)} would be longer than {PATH_MAX - 1} bytes"
+    if problem:
+        raise SpecError("output.dir", f"expected a folder path, got {describe(output['dir'])} ({problem})")
 
     exporters_raw = raw.get("exporters", list(DEFAULT_EXPORTERS))
     if exporters_raw is None:
@@ -314,6 +446,24 @@ def _resolve(raw: dict, source: str, reg: Registry) -> RunSpec:
         record=record, output_dir=Path(output["dir"]) / name, exporters=exporters, resolved=resolved, raw=raw,
         metrics=metrics, replicas=basic["replicas"],
     )
+
+
+def preflight(spec: RunSpec):
+    """Everything ``run`` does before it allocates the state: load the data (as seeded by
+    ``schedule.seed``), check the batch against its size and the memory estimate, build the rule.
+    Returns ``(data, rule)``; SpecError/DataError naming the spec file and key otherwise."""
+    from .datasets.base import Data
+    from .errors import DataError
+    from .runner import seed_streams
+
+    try:
+        data = spec.dataset.load(seed_streams(spec.schedule["seed"])["data"])
+        if not isinstance(data, Data) or np.ndim(data.X) != 2 or len(data.X) == 0:
+            raise DataError(f"data set '{spec.dataset.name}' gave no samples")
+        rule = spec.build_rule(int(data.X.shape[1]), int(data.X.shape[0]))
+    except SpecError as exc:
+        raise exc.with_source(spec.source) if exc.source is None else exc
+    return data, rule
 
 
 def read_with_overrides(path: str | os.PathLike, overrides=()) -> dict:

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import DataError, SpecError
 from ..options import Option, Schema
-from .base import Data, Dataset, sha256_file
+from .base import Data, Dataset, NpzArrays, read_npy, sha256_file
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".ppm", ".pgm", ".webp")
 LUMA = np.array([0.299, 0.587, 0.114])
@@ -71,7 +71,7 @@ def read_array(path: Path, key: str | None) -> tuple[np.ndarray, np.ndarray | No
     """(array, labels or None) from an ``.npy`` or ``.npz`` file."""
     try:
         if path.suffix == ".npz":
-            with np.load(path, allow_pickle=False) as npz:
+            with NpzArrays(path) as npz:
                 names = list(npz.files)
                 if key is None:
                     arrays = [n for n in names if n != "labels"]
@@ -81,7 +81,7 @@ def read_array(path: Path, key: str | None) -> tuple[np.ndarray, np.ndarray | No
                 if key not in names:
                     raise SpecError(f"{KEY}.key", f"{path} has no array {key!r}; it has {names}")
                 return npz[key], (npz["labels"] if "labels" in names else None)
-        return np.load(path, allow_pickle=False), None
+        return read_npy(path), None
     except (SpecError, DataError):
         raise
     except Exception as exc:

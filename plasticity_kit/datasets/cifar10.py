@@ -12,9 +12,16 @@ names the folder and how to provide the files.
 Rows are images flattened in (y, x, channel) order with values in [0, 1], ``image_shape``
 (32, 32, 3) — the layout of every image data set here.  The recorded checksum is the sha256 of
 the batch files read, in order.
+
+A batch is a pickle, and unpickling can run any code the file names.  Batches are therefore read
+with :class:`BatchUnpickler`, which admits only what the python-version format is made of —
+dicts, lists, strings, bytes, numbers and numpy arrays rebuilt by numpy's own reconstruct
+functions — and refuses any other global (``os.system``, ``builtins.exec``, …) before it is
+called, naming the file.
 """
 from __future__ import annotations
 
+import codecs
 import hashlib
 import os
 import pickle
@@ -100,19 +107,94 @@ def download(root: Path, url: str | None = None, md5: str | None = None) -> Path
     return folder
 
 
-def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(images uint8 (n, 32, 32, 3), labels int64 (n,)) from one python-version batch file."""
+def _latin1(text, encoding="latin1"):
+    """``_codecs.encode`` as Python 3's pickles of bytes use it, limited to latin-1 (no codec lookup)."""
+    if encoding not in ("latin1", "latin-1") or not isinstance(text, str):
+        raise pickle.UnpicklingError(f"_codecs.encode with encoding {encoding!r}")
+    return codecs.encode(text, "latin1")
+
+
+def _allowed_globals() -> dict:
+    core = np._core if hasattr(np, "_core") else np.core  # numpy 2 moved numpy.core to numpy._core
+    reconstruct = core.multiarray._reconstruct
+    frombuffer = getattr(core.numeric, "_frombuffer", None)
+    allowed = {
+        ("numpy.core.multiarray", "_reconstruct"): reconstruct,  # the real batches (numpy 1, Python 2)
+        ("numpy._core.multiarray", "_reconstruct"): reconstruct,  # re-pickled under numpy 2
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
+        ("_codecs", "encode"): _latin1,  # bytes pickled by Python 3 at protocol 2
+    }
+    if frombuffer is not None:  # protocol 5 pickles of arrays
+        allowed[("numpy.core.numeric", "_frombuffer")] = frombuffer
+        allowed[("numpy._core.numeric", "_frombuffer")] = frombuffer
+    return allowed
+
+
+class BatchUnpickler(pickle.Unpickler):
+    """An unpickler that admits only the globals a CIFAR python batch is made of.
+
+    The genuine batches (pickled by Python 2's cPickle at protocol 2) reference exactly
+    ``numpy.core.multiarray._reconstruct``, ``numpy.ndarray`` and ``numpy.dtype``; copies
+    re-pickled by Python 3 / numpy 2 may also use ``numpy._core…`` names, ``_codecs.encode`` (for
+    bytes, latin-1 only) and ``numpy._core.numeric._frombuffer`` (protocol 5).  Anything else
+    raises :class:`pickle.UnpicklingError` before it is looked up.
+    """
+
+    ALLOWED = _allowed_globals()
+
+    def find_class(self, module, name):
+        try:
+            return self.ALLOWED[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(f"refused global {module}.{name}: a CIFAR-10 batch holds only "
+                                         "dicts, lists, bytes and numpy arrays") from None
+
+    def persistent_load(self, pid):
+        raise pickle.UnpicklingError("refused persistent id: a CIFAR-10 batch has none")
+
+
+def load_batch_dict(path: Path) -> dict:
+    """The dict pickled in a python-version batch, read with :class:`BatchUnpickler`.
+
+    DataError naming the file for a missing, truncated or foreign file, and for one that names
+    anything but the format's globals (whose code is then never run).
+    """
     try:
         with open(path, "rb") as fh:
-            batch = pickle.load(fh, encoding="bytes")
-        data = np.asarray(batch[b"data"], dtype=np.uint8)
-        labels = np.asarray(batch[b"labels"], dtype=np.int64)
+            batch = BatchUnpickler(fh, encoding="bytes").load()
     except FileNotFoundError:
         raise DataError(f"{path}: CIFAR-10 batch file not found") from None
+    except pickle.UnpicklingError as exc:
+        if str(exc).startswith("refused"):
+            raise DataError(f"{path}: not loaded, not a CIFAR-10 python batch ({exc})") from None
+        raise DataError(f"{path}: not a CIFAR-10 python batch ({exc})") from None
     except Exception as exc:  # a truncated or foreign file: say which
         raise DataError(f"{path}: not a CIFAR-10 python batch ({type(exc).__name__}: {exc})") from None
-    if data.ndim != 2 or data.shape[1] != 3 * SIDE * SIDE or len(labels) != len(data):
-        raise DataError(f"{path}: expected data of shape (n, 3072) and n labels, got {data.shape} and {len(labels)}")
+    if not isinstance(batch, dict):
+        raise DataError(f"{path}: not a CIFAR-10 python batch (a pickled {type(batch).__name__}, expected a dict)")
+    return {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in batch.items()}
+
+
+def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(images uint8 (n, 32, 32, 3), labels int64 (n,)) from one python-version batch file."""
+    batch = load_batch_dict(path)
+    missing = [k for k in ("data", "labels") if k not in batch]
+    if missing:
+        raise DataError(f"{path}: not a CIFAR-10 python batch (no {' or '.join(missing)} entry)")
+    data, labels = batch["data"], batch["labels"]
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8:
+        what = f"a {data.dtype} array" if isinstance(data, np.ndarray) else f"a {type(data).__name__}"
+        raise DataError(f"{path}: expected data as a uint8 array, got {what}")
+    try:
+        labels = np.asarray(labels)
+        if labels.dtype.kind not in "iu":
+            raise TypeError(labels.dtype)
+        labels = labels.astype(np.int64)
+    except (TypeError, ValueError):
+        raise DataError(f"{path}: expected labels as a list of integers 0–9") from None
+    if data.ndim != 2 or data.shape[1] != 3 * SIDE * SIDE or labels.ndim != 1 or len(labels) != len(data):
+        raise DataError(f"{path}: expected data of shape (n, 3072) and n labels, got {data.shape} and {labels.shape}")
     if labels.size and (labels.min() < 0 or labels.max() >= len(CLASSES)):
         raise DataError(f"{path}: labels outside 0–9")
     return data.reshape(-1, 3, SIDE, SIDE).transpose(0, 2, 3, 1), labels

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import DataError, SpecError
 from ..options import Option, Schema
-from .base import Data, Dataset, sha256_file
+from .base import Data, Dataset, NpzArrays, sha256_file
 
 N_PERSONS, PER_PERSON, SIDE = 40, 10, 64
 KEY = "data.params"
@@ -38,10 +38,15 @@ def read_faces(path: str) -> np.ndarray:
                 raise DataError(f"{path}: expected 'faces' of shape (4096, 400), got {raw.shape}")
             faces = raw.T.reshape(-1, SIDE, SIDE).transpose(0, 2, 1)
         else:
-            with np.load(path) as npz:
+            with NpzArrays(path) as npz:
+                if "faces" not in npz:
+                    raise DataError(f"{path}: cannot read Olivetti faces (no array 'faces'; it has {npz.files})")
                 faces = npz["faces"]
-    except DataError:
-        raise
+    except DataError as exc:
+        text = str(exc)
+        if text.startswith(f"{path}: expected") or "cannot read Olivetti faces" in text:
+            raise
+        raise DataError(f"{path}: cannot read Olivetti faces ({text.removeprefix(f'{path}: ')})") from None
     except Exception as exc:  # a corrupt or foreign file: say which and why
         raise DataError(f"{path}: cannot read Olivetti faces ({type(exc).__name__}: {exc})") from None
     if faces.shape != (N_PERSONS * PER_PERSON, SIDE, SIDE):
