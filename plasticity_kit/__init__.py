@@ -7,9 +7,28 @@ records the whole trajectory to HDF5.  Python entry points: :func:`load_spec`, :
 """
 from ._version import __version__
 from .errors import DataError, PlasticityKitError, PluginError, SpecError
-from .estimators import BCM, Hopfield, KrotovHopfield, Plasticity, from_spec
-from .replay import Trajectory, open  # noqa: A004 - plasticity_kit.open(path) reads a run file
-from .runner import execute
-from .spec import load_spec
+
+# The rest is imported when first used (PEP 562), so that ``plasticity-kit run`` installs its
+# SIGTERM handler before the slow imports (numpy, h5py, the kernels) start.
+_LAZY = {"BCM": "estimators", "Hopfield": "estimators", "KrotovHopfield": "estimators", "Plasticity": "estimators",
+         "from_spec": "estimators", "Trajectory": "replay", "open": "replay", "execute": "runner",
+         "load_spec": "spec"}
+
+
+def __getattr__(name: str):
+    import importlib
+
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    try:
+        return importlib.import_module(f".{name}", __name__)
+    except ModuleNotFoundError:
+        raise AttributeError(f"module 'plasticity_kit' has no attribute {name!r}") from None
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
 
 __all__ = ["BCM", "KrotovHopfield", "Hopfield", "Plasticity", "from_spec", "__version__", "load_spec", "execute", "open", "Trajectory", "SpecError", "DataError", "PluginError", "PlasticityKitError"]

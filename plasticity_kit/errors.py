@@ -41,3 +41,9 @@ class DataError(PlasticityKitError):
 
 class DivergedError(PlasticityKitError):
     """The state of a run stopped being finite (NaN/inf) or overflowed."""
+
+
+class RunFileError(PlasticityKitError):
+    """The run file could not be written (disk full, file-size limit, I/O error, a value its
+    ``record.dtype`` cannot hold): the run stopped and its file is marked ``failed``, readable up
+    to its last good frame and resumable from its last checkpoint.  ``plasticity-kit run`` exits 3."""

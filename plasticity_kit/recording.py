@@ -1,7 +1,8 @@
 """The HDF5 trajectory writer.  The file contract, readable with plain h5py:
 
 * root attributes: ``format = "plasticity-kit/trajectory"``, ``format_version``, ``status``
-  (``running | completed | interrupted | diverged``), ``message`` (how it ended, in words),
+  (``running | completed | interrupted | diverged | failed``; ``failed``: the file could not be
+  written, e.g. the disk was full), ``message`` (how it ended, in words),
   ``plasticity_kit_version``, ``name``, ``seed``, ``created``, ``ended`` (ISO times),
   ``steps`` and ``epochs_completed`` (when it ended), ``writer_pid`` and ``writer_host`` (the
   process writing it), ``swmr`` (written in SWMR mode), ``resumed_at`` (steps where the run was
@@ -19,19 +20,28 @@
   (float16 halves the file);
 * group ``metrics/<name>``: ``step`` (int64) and one dataset per value the metric reports,
   first axis matching its ``step``;
-* group ``checkpoint``: what resuming needs, rewritten at every record.  Two slots ``0`` and
-  ``1``, each with ``state/<key>`` (every state array at full precision, ``optimizer/...``
-  included), ``position`` (step, completed epochs, batches done in the current epoch, number of
-  trajectory frames), ``elapsed`` (training seconds) and ``rng`` (JSON of the shuffle
-  generator's ``bit_generator.state`` at the start of the current epoch); scalar ``current``
-  names the slot that is complete (-1: none yet).  A record writes the slot not named by
-  ``current``, flushes, then switches ``current`` and flushes again, so a process killed at any
-  instant leaves one complete checkpoint;
+* group ``checkpoint``: what resuming needs.  Two slots ``0`` and ``1``, each with
+  ``state/<key>`` (every state array at full precision, ``optimizer/...`` included),
+  ``position`` (step, completed epochs, batches done in the current epoch, number of trajectory
+  frames), ``elapsed`` (training seconds) and ``rng`` (JSON of the shuffle generator's
+  ``bit_generator.state`` at the start of the current epoch); scalar ``current`` names the slot
+  that is complete (-1: none).  The file is created with the initial state in slot 0; then a
+  record rewrites the checkpoint when ``record.checkpoint_seconds`` have passed since the last
+  one (wall time, not every frame), and the run's end does when it was interrupted.  A
+  checkpoint writes the slot not named by ``current`` in place (no new space), flushes, then
+  switches ``current`` and flushes again, so a process killed at any instant leaves one
+  complete checkpoint;
 * group ``final``: every state array at the end (``weights``, ``theta``, ``optimizer/...``) and
   ``synthetic_images`` (neurons × inputs in [0, 1]; replicas × neurons × inputs for a
   replicated run) when the rule maps weights to images.
 
-Every record is flushed, so a killed process leaves a readable file.  The writes run on a
+Every record is flushed, so a killed process leaves a readable file.  Before each write the
+recorder checks the room left for the file (free space on its filesystem, and the process's
+file-size limit) against the write's size plus a reserve: a disk that fills up stops the run
+*before* HDF5 meets the error, and the reserve lets the file be marked ``failed``.  A write HDF5
+fails anyway (another process took the space, an I/O error) makes the recorder abandon its
+handle without flushing (HDF5's cached metadata may no longer agree with the disk): the file
+stays as its last flush left it, and is reopened to be marked ``failed``.  The writes run on a
 thread of the recorder's own, in order: the training thread only copies the arrays of a record
 (the frame and the checkpoint's state, ~1.4 MB for specs/olivetti.yaml) and goes on while that
 thread compresses (gzip is encoded by zlib, which releases the GIL, and written as a raw chunk)
@@ -64,6 +74,7 @@ import json
 import os
 import platform
 import queue
+import resource
 import socket
 import threading
 import time
@@ -77,18 +88,22 @@ import numpy as np
 from h5py import h5s
 
 from ._version import __version__
-from .errors import DataError
+from .errors import DataError, RunFileError
 from .h5clear import SIGNATURE, clear_status_flags, status_flags
 from .scheduler import Position
 
 FORMAT = "plasticity-kit/trajectory"
 FORMAT_VERSION = 1
-STATUSES = ("running", "completed", "interrupted", "diverged")
+STATUSES = ("running", "completed", "interrupted", "diverged", "failed")
+RESUMABLE = ("interrupted", "failed", "running")  # running: its writer was killed
 SWMR_LIBVER = ("v110", "v110")  # the oldest format with SWMR: readable by HDF5 >= 1.10
 RNG_BYTES = 2048
 GZIP_LEVEL = 1  # the level the dataset declares; the frames are encoded with zlib's run-length strategy:
 # on byte-shuffled float weights it gives a stream as small as level 1's (~80% of raw) 3-4x faster
 AXES = (("step", np.int64), ("epoch", np.int64), ("time", np.float64))
+SLACK = 64 << 10     # bytes of HDF5 metadata (chunk index nodes, heaps) a write may add beyond its data
+RESERVE = 256 << 10  # kept free so that a stopped run can still be marked failed and closed
+CHECKPOINT_SECONDS = 30.0
 
 
 def _now() -> str:
@@ -234,10 +249,41 @@ def _overwrite(ds: h5py.Dataset, value) -> None:
     several times more, and a checkpoint makes a dozen of them)."""
     ds.id.write(h5s.ALL, h5s.ALL, np.ascontiguousarray(value, dtype=ds.dtype))
 
+def headroom(path: Path) -> int:
+    """Bytes the file at ``path`` may still grow by: the space an unprivileged user may still
+    take on its filesystem, and the process's file-size limit (``RLIMIT_FSIZE``) less its size."""
+    st = os.statvfs(path.parent)
+    room = st.f_bavail * st.f_frsize
+    soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+    if soft != resource.RLIM_INFINITY:
+        room = min(room, soft - (path.stat().st_size if path.exists() else 0))
+    return room
+
+
+def _mb(n: float) -> str:
+    return f"{n / 1e6:.2f} MB"
+
+
+def ensure_room(path: Path, need: int) -> None:
+    """RunFileError unless the file at ``path`` can grow by ``need`` bytes and keep
+    :data:`RESERVE` for marking itself failed."""
+    room = headroom(path)
+    if room < need + RESERVE:
+        raise RunFileError(f"{path}: disk full: {_mb(max(room, 0))} left for the run file, its next write "
+                           f"needs {_mb(need)} and {_mb(RESERVE)} are kept in reserve")
+
+
+def reason(exc: OSError) -> str:
+    """An OSError from h5py in a few words: its errno's text, or the message's first clause."""
+    if exc.errno:
+        return f"{os.strerror(exc.errno)} (errno {exc.errno})"
+    return str(exc).split(" (")[0]
+
 
 class _Worker:
     """One thread doing a Recorder's writes in the order they were submitted, so that training
-    only pays for copying the state; an error comes back to the training thread at its next call."""
+    only pays for copying the state.  The first error stops it: later tasks are dropped and the
+    error comes back to the training thread at every call."""
 
     def __init__(self):
         self.queue: queue.Queue = queue.Queue(maxsize=2)  # a slow disk slows training, never fills memory
@@ -260,8 +306,7 @@ class _Worker:
 
     def check(self) -> None:
         if self.error is not None:
-            exc, self.error = self.error, None
-            raise exc
+            raise self.error
 
     def submit(self, task) -> None:
         self.check()
@@ -279,17 +324,27 @@ class _Worker:
 
 
 class Recorder:
-    """Writes one run file: ``record`` appends a frame and rewrites the checkpoint,
-    ``record_metric`` appends a metric evaluation, ``finish`` stores the end state and status.
-    :meth:`resume` reopens an interrupted file to continue it."""
+    """Writes one run file: ``record`` appends a frame (and, every ``checkpoint_seconds``, rewrites
+    the checkpoint), ``record_metric`` appends a metric evaluation, ``checkpoint`` rewrites the
+    checkpoint now, ``finish`` stores the end state and status, ``mark_failed`` the status of a
+    run that could not be recorded.  :meth:`resume` reopens an interrupted file to continue it.
+
+    Every write first checks the room left (:func:`ensure_room`); a write that fails anyway makes
+    the recorder abandon the HDF5 handle (:meth:`_abandon`).  Either way the error, a
+    :class:`~plasticity_kit.errors.RunFileError`, comes back to the training thread at its next
+    call, and every later write is refused.
+    """
 
     def __init__(self, path, *, name: str, spec_yaml: str, seed: int, seeds: dict, data, state: dict,
                  fields, compression: str = "gzip", dtype: str | None = None, swmr: bool = False,
-                 replicas: int = 1):
+                 replicas: int = 1, rng_state: dict | None = None,
+                 checkpoint_seconds: float = CHECKPOINT_SECONDS):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.fields = list(fields)
         self.swmr = swmr
+        self.checkpoint_seconds = checkpoint_seconds
+        self.abandoned = False
         self.file = h5py.File(self.path, "w", **({"libver": SWMR_LIBVER} if swmr else {}))
         f = self.file
         f.attrs.update({
@@ -320,20 +375,28 @@ class Recorder:
             t.create_dataset(field, shape=(0,) + arr.shape, maxshape=(None,) + arr.shape, dtype=stored,
                              chunks=(1,) + arr.shape, **_filters(compression))
         ck = f.create_group("checkpoint")
-        ck.create_dataset("current", data=np.int64(-1))
+        ck.create_dataset("current", data=np.int64(-1 if rng_state is None else 0))
         for slot in ("0", "1"):
             s = ck.create_group(slot)
             s.create_dataset("position", data=np.zeros(4, np.int64))
             s.create_dataset("elapsed", data=np.float64(0.0))
-            s.create_dataset("rng", shape=(), dtype=f"S{RNG_BYTES}")
+            s.create_dataset("rng", data=np.bytes_(_rng_json(rng_state or {})), dtype=f"S{RNG_BYTES}")
             for key, value in state.items():
                 s.create_dataset(f"state/{key}", data=value)
         self.n_frames = 0
         self.last = (0, 0)
+        self.checkpointed = 0 if rng_state is not None else None  # the step of the last checkpoint
+        self._checkpoint_time = time.monotonic()
         self._handles: dict = {}
         f.flush()
         self._start_swmr()
         self._worker = _Worker()
+
+    @staticmethod
+    def creation_bytes(state: dict, data) -> int:
+        """About the size of a new run file: two checkpoint slots and the data's indices and labels."""
+        labels = 0 if data.labels is None else np.asarray(data.labels).nbytes
+        return 2 * sum(np.asarray(v).nbytes for v in state.values()) + 8 * len(data.indices) + labels + 4 * SLACK
 
     # -- SWMR ------------------------------------------------------------------------------
     def _start_swmr(self) -> None:
@@ -353,20 +416,98 @@ class Recorder:
             self.file.flush()
             self._start_swmr()
 
+    # -- failures --------------------------------------------------------------------------
+    def _submit(self, need: int, task) -> None:
+        """Hand ``task`` (HDF5 writes growing the file by at most ``need`` bytes) to the thread."""
+        self._worker.submit(lambda: self._guarded(need, task))
+
+    def _guarded(self, need: int, task) -> None:
+        ensure_room(self.path, need)
+        try:
+            task()
+        except OSError as exc:
+            self._abandon()
+            raise RunFileError(f"{self.path}: cannot write the run file: {reason(exc)}") from None
+
+    def _abandon(self) -> None:
+        """Stop HDF5 from writing any more of this file after a write it failed: its cached
+        metadata may no longer agree with the disk, and flushing it could overwrite the last
+        consistent state (the 'addr overflow' of a file resumed after a full disk).  The file
+        descriptor is pointed at /dev/null before the handle is closed, so that the flush of the
+        close writes nothing; the file stays as its last flush left it."""
+        self.abandoned = True
+        try:
+            fd = self.file.id.get_vfd_handle()
+            null = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(null, fd)
+            os.close(null)
+        except Exception:  # noqa: BLE001 - the handle is dropped whatever happens
+            pass
+        try:
+            self.file.close()
+        except Exception:  # noqa: BLE001 - expected: the flush cannot write
+            pass
+        self._handles = {}
+
+    @property
+    def failure(self) -> BaseException | None:
+        """The error that stopped the writes, if any."""
+        return self._worker.error
+
+    def mark_failed(self, message: str) -> bool:
+        """Set ``status`` to ``failed`` with ``message`` and close the file (reopened if it was
+        abandoned); False if even that could not be written (the file keeps its last flush)."""
+        self._worker.stop()
+        try:
+            if self.abandoned or not self.file.id.valid:
+                if status_flags(self.path):
+                    clear_status_flags(self.path)
+                self.file = h5py.File(self.path, "r+", locking=False)
+                f = self.file
+            else:
+                f = self._structure(swmr_after=False).__enter__()
+            f.attrs.update({"status": "failed", "message": message, "ended": _now()})
+            f.flush()
+            f.close()
+            return True
+        except Exception:  # noqa: BLE001 - the caller says the status could not be written
+            if self.file.id.valid:
+                self._abandon()
+            return False
+
     # -- writing ---------------------------------------------------------------------------
     def record(self, step: int, epoch: int, elapsed: float, state: dict, position: Position | None = None) -> None:
-        """Append one frame; with an exact ``position``, also rewrite the checkpoint.  The arrays
-        are copied here and written by the recorder's thread."""
-        keys = list(state) if position is not None and position.exact else self.fields
+        """Append one frame; with an exact ``position``, also rewrite the checkpoint when
+        ``checkpoint_seconds`` have passed since the last one.  The arrays are copied here and
+        written by the recorder's thread."""
+        due = (position is not None and position.exact
+               and time.monotonic() - self._checkpoint_time >= self.checkpoint_seconds)
+        keys = list(state) if due else self.fields
         snapshot = {key: np.array(state[key], copy=True) for key in keys}
-        position = dataclasses.replace(position) if position is not None and position.exact else None
+        position = dataclasses.replace(position) if due else None
         self.last = (step, epoch)
-        self._worker.submit(lambda: self._write_record(step, epoch, elapsed, snapshot, position))
+        need = sum(int(snapshot[k].nbytes * 1.01) for k in self.fields) + SLACK
+        self._submit(need, lambda: self._write_record(step, epoch, elapsed, snapshot, position))
+        if due:
+            self._checkpoint_time = time.monotonic()
+            self.checkpointed = step
+
+    def checkpoint(self, position: Position, state: dict) -> None:
+        """Rewrite the checkpoint now, at ``position`` (exact, and the step of the last frame)."""
+        if not position.exact or position.step != self.last[0]:
+            raise ValueError(f"checkpoint at step {position.step}: the last frame is of step {self.last[0]}")
+        snapshot = {key: np.array(value, copy=True) for key, value in state.items()}
+        position = dataclasses.replace(position)
+        self._submit(SLACK, lambda: self._checkpoint(position, snapshot))
+        self._checkpoint_time = time.monotonic()
+        self.checkpointed = position.step
 
     def _write_record(self, step: int, epoch: int, elapsed: float, state: dict, position: Position | None) -> None:
         n = self.n_frames
-        for field in self.fields:
-            ds = self._dataset(f"trajectory/{field}")
+        datasets = [self._dataset(f"trajectory/{field}") for field in self.fields]
+        for field, ds in zip(self.fields, datasets):
+            self._check_fits(field, ds.dtype, state[field], step)
+        for field, ds in zip(self.fields, datasets):
             ds.resize(n + 1, axis=0)
             _write_frame(ds, n, state[field])
         for axis, value in (("epoch", epoch), ("time", elapsed), ("step", step)):  # step last: a reader counts it
@@ -379,6 +520,17 @@ class Recorder:
         else:
             self.file.flush()
 
+    def _check_fits(self, field: str, stored: np.dtype, value: np.ndarray, step: int) -> None:
+        """RunFileError if a finite value of ``field`` would become inf in the stored type."""
+        if stored.kind != "f" or stored.itemsize >= value.dtype.itemsize or value.size == 0:
+            return
+        largest = float(np.finfo(stored).max)
+        peak = float(np.max(np.abs(value)))
+        if np.isfinite(peak) and peak > largest:
+            raise RunFileError(f"{self.path}: record.dtype {stored.name} cannot hold '{field}' at step {step}: "
+                               f"values up to {peak:.4g}, beyond its largest {largest:.0f}; record it as "
+                               f"float32 (record.dtype: float32) in a new run")
+
     def _checkpoint(self, position: Position, state: dict) -> None:
         current = self._dataset("checkpoint/current")
         target = "1" if int(current[()]) == 0 else "0"
@@ -388,13 +540,10 @@ class Recorder:
                 raise ValueError(f"state array '{key}' changed shape or appeared during the run; "
                                  f"a rule's state must keep the arrays of init_state")
             _overwrite(ds, value)
-        rng = json.dumps(position.rng_state).encode()
-        if len(rng) > RNG_BYTES:
-            raise ValueError(f"shuffle generator state too large to checkpoint ({len(rng)} bytes)")
         _overwrite(self._dataset(f"checkpoint/{target}/position"),
                    [position.step, position.epoch, position.batch, self.n_frames])
         _overwrite(self._dataset(f"checkpoint/{target}/elapsed"), position.elapsed)
-        _overwrite(self._dataset(f"checkpoint/{target}/rng"), rng)
+        _overwrite(self._dataset(f"checkpoint/{target}/rng"), np.bytes_(_rng_json(position.rng_state)))
         self.file.flush()  # the slot is complete on disk before it is named current
         _overwrite(current, int(target))
         self.file.flush()
@@ -412,7 +561,8 @@ class Recorder:
         """Append one evaluation of metric ``name`` (scalars or arrays of a fixed shape)."""
         arrays = {k: np.array(v, copy=True) for k, v in values.items()}
         arrays = {k: a for k, a in arrays.items() if a.dtype.kind in "biuf"}
-        self._worker.submit(lambda: self._write_metric(name, step, arrays))
+        need = sum(max(a.nbytes, 4096 * a.itemsize) for a in arrays.values()) + 2 * SLACK
+        self._submit(need, lambda: self._write_metric(name, step, arrays))
 
     def _write_metric(self, name: str, step: int, arrays: dict) -> None:
         g = self.file.get(f"metrics/{name}")
@@ -438,9 +588,16 @@ class Recorder:
 
     def finish(self, status: str, message: str, state: dict, *, steps: int, epochs_completed: int,
                synthetic: np.ndarray | None = None) -> None:
+        """Store the end state (group ``final``) and the status; raises the error of any pending
+        write (then nothing is written here)."""
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}")
         self._worker.sync()
+        need = sum(np.asarray(v).nbytes for v in state.values()) + (0 if synthetic is None else 4 * synthetic.size)
+        self._guarded(need + 2 * SLACK, lambda: self._write_finish(status, message, state, steps, epochs_completed,
+                                                                    synthetic))
+
+    def _write_finish(self, status, message, state, steps, epochs_completed, synthetic) -> None:
         with self._structure(swmr_after=False) as f:
             final = f.require_group("final")
             for key, value in state.items():
@@ -464,15 +621,17 @@ class Recorder:
 
     # -- resuming --------------------------------------------------------------------------
     @classmethod
-    def resume(cls, path, *, record_every: int, swmr: bool = False) -> tuple["Recorder", Checkpoint]:
+    def resume(cls, path, *, record_every: int, swmr: bool = False,
+               checkpoint_seconds: float = CHECKPOINT_SECONDS) -> tuple["Recorder", Checkpoint]:
         """Reopen the run file at ``path`` to continue it from its last checkpoint.
 
-        Frames and metric evaluations after the checkpoint (a record cut short) are dropped, and
-        so is the frame an interruption recorded off the ``record_every`` cadence (the continued
-        run records the same frames as one never interrupted).  The status is set back to
-        ``running`` and the file left in SWMR mode if ``swmr``.  Raises
-        DataError if the file is not a run file, is still being written, ended otherwise than
-        interrupted, or has no checkpoint.
+        Frames and metric evaluations after the checkpoint (records cut short, or made after it)
+        are dropped, and so is the frame an interruption recorded off the ``record_every``
+        cadence (the continued run records the same frames as one never interrupted).  The
+        status is set back to ``running`` and the file left in SWMR mode if ``swmr``.  Raises
+        DataError if the file is not a run file, is still being written, completed or diverged,
+        or has no checkpoint.  ``recorder.recorded`` says whether the checkpoint's step has its
+        frame already (else the continued run records it).
         """
         path = Path(path)
         if not path.exists():
@@ -489,11 +648,14 @@ class Recorder:
         f = _open_for_append(path, {"libver": SWMR_LIBVER} if swmr else {})
         self = cls.__new__(cls)
         self.path, self.file, self.swmr, self._handles = path, f, swmr, {}
+        self.checkpoint_seconds, self.abandoned = checkpoint_seconds, False
         try:
             checkpoint = self._prepare_resume(record_every)
         except BaseException:
             f.close()
             raise
+        self._checkpoint_time = time.monotonic()
+        self.checkpointed = checkpoint.position.step
         self._start_swmr()
         self._worker = _Worker()
         return self, checkpoint
@@ -515,27 +677,28 @@ class Recorder:
                             f"{f.attrs.get('plasticity_kit_version', '?')}, before checkpoints)")
         t = f["trajectory"]
         self.fields = [k for k in t if k not in dict(AXES)]
-        keep = checkpoint.frames
-        if min(t[k].shape[0] for k in t) < keep or t["step"][keep - 1] != checkpoint.position.step:
-            raise DataError(f"{path}: the trajectory does not match its checkpoint (step {checkpoint.position.step})")
-        if keep > 1 and checkpoint.position.step % record_every:
-            keep -= 1
+        keep, step = checkpoint.frames, checkpoint.position.step
+        if min(t[k].shape[0] for k in t) < keep or (keep and t["step"][keep - 1] > step):
+            raise DataError(f"{path}: the trajectory does not match its checkpoint (step {step})")
+        self.recorded = bool(keep) and int(t["step"][keep - 1]) == step
+        if self.recorded and step % record_every:
+            keep -= 1  # the frame an interruption recorded off the cadence
         for k in t:
             t[k].resize(keep, axis=0)
         for g in f.get("metrics", {}).values():
-            rows = int(np.searchsorted(g["step"][:], checkpoint.position.step, side="right"))
+            rows = int(np.searchsorted(g["step"][:], step, side="right"))
             for k in g:
                 g[k].resize(rows, axis=0)
         if "final" in f:
             del f["final"]
-        resumed = np.append(f.attrs.get("resumed_at", np.zeros(0, np.int64)), checkpoint.position.step)
+        resumed = np.append(f.attrs.get("resumed_at", np.zeros(0, np.int64)), step)
         f.attrs.update({"status": "running", "message": "", "swmr": self.swmr, "resumed_at": resumed.astype(np.int64),
                         **_writer_attrs()})
         if "ended" in f.attrs:
             del f.attrs["ended"]
         f.flush()
         self.n_frames = keep
-        self.last = (checkpoint.position.step, checkpoint.position.epoch)
+        self.last = (step, checkpoint.position.epoch)
         return checkpoint
 
     def metric_history(self) -> dict:
@@ -545,3 +708,10 @@ class Recorder:
             if g["step"].shape[0]:
                 out[name] = (int(g["step"][-1]), {k: g[k][-1] for k in g if k != "step"})
         return out
+
+
+def _rng_json(rng_state: dict | None) -> bytes:
+    rng = json.dumps(rng_state).encode()
+    if len(rng) > RNG_BYTES:
+        raise ValueError(f"shuffle generator state too large to checkpoint ({len(rng)} bytes)")
+    return rng

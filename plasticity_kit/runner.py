@@ -7,6 +7,11 @@ trajectory.
 Resume (``execute(spec, resume=path)``): the run file's last checkpoint gives the full state,
 the shuffle generator's state and the position in the epoch, so the continued run records
 exactly the frames, metrics and final state of a run never interrupted.
+
+The run file is owned by a :class:`~plasticity_kit.runfile.RunFile`, claimed (locked) before
+anything else: a second run of the same output stops at once, an existing file is replaced
+only with ``overwrite``, and a file that cannot be written stops the run with
+:class:`~plasticity_kit.errors.RunFileError`, the file marked ``failed``.
 """
 from __future__ import annotations
 
@@ -17,9 +22,10 @@ import numpy as np
 
 from .errors import DataError, SpecError
 from .metrics.base import MetricContext, MetricUnavailable, evaluate as evaluate_metric
-from .recording import Recorder, open_for_reading
+from .recording import CHECKPOINT_SECONDS, open_for_reading
+from .runfile import RunFile
 from .scheduler import Outcome, Position, Progress, critical, steps_per_epoch, train
-from .spec import RunSpec
+from .spec import DEFAULT_FRAMES, RunSpec
 
 
 @dataclass
@@ -49,37 +55,50 @@ def seed_streams(seed: int) -> dict[str, np.random.Generator]:
     return {name: np.random.default_rng(child) for name, child in zip(STREAMS, children)}
 
 
-def default_record_every(total_steps: int) -> int:
-    return max(1, total_steps // 100)
+SAMPLES_PER_FRAME = 4096
+"""A record (frame and checkpoint) costs about as much as training on ~400 samples (measured for
+BCM on Olivetti and Krotov–Hopfield on MNIST, batch 100): one frame per 4096 samples at most keeps
+recording under ~10% of the training time."""
 
 
-def execute(spec: RunSpec, *, progress: bool | None = None, log=print, resume=None) -> RunResult:
+def default_record_every(total_steps: int, batch_size: int = 1) -> int:
+    """``record.every`` when the spec omits it: at most ~100 frames per run (plus the first and
+    the last) and at most one frame per :data:`SAMPLES_PER_FRAME` samples trained."""
+    return max(1, -(-total_steps // DEFAULT_FRAMES), -(-SAMPLES_PER_FRAME // batch_size))
+
+
+def execute(spec: RunSpec, *, progress: bool | None = None, log=print, resume=None,
+            overwrite: bool = False) -> RunResult:
     """Train the run described by ``spec``, write ``<output>/<name>/run.h5`` and the exports.
 
     ``resume``: the run file of an interrupted run of the same spec, continued from its last
-    checkpoint and appended to (exports then go next to it).
+    checkpoint and appended to (exports then go next to it).  ``overwrite``: replace an existing
+    run file (without it, an existing file stops the run with a DataError).  The run file is
+    claimed before the data is loaded, so a second run of the same output stops at once.
     """
-    streams = seed_streams(spec.schedule["seed"])
+    path = Path(resume) if resume is not None else spec.output_dir / "run.h5"
+    claim = RunFile.claim(path, overwrite=overwrite, resume=resume is not None)
     try:
-        data = spec.dataset.load(streams["data"])
-    except SpecError as exc:
-        raise exc.with_source(spec.source) if exc.source is None else exc
-    if resume is not None:
-        path, out_dir = Path(resume), Path(resume).parent
-        check_resumable(spec, data, path)
-    else:
-        path, out_dir = spec.output_dir / "run.h5", spec.output_dir
-        if path.exists():
-            log(f"replacing {path}")
-    result = execute_data(spec, data, path=path, streams=streams, progress=progress, log=log,
-                          resume=resume is not None)
+        streams = seed_streams(spec.schedule["seed"])
+        try:
+            data = spec.dataset.load(streams["data"])
+        except SpecError as exc:
+            raise exc.with_source(spec.source) if exc.source is None else exc
+        if resume is not None:
+            check_resumable(spec, data, path)
+        result = execute_data(spec, data, path=path, streams=streams, progress=progress, log=log,
+                              resume=resume is not None, claim=claim)
+    except BaseException:
+        claim.release()
+        raise
     if result.outcome.status == "completed":
         for exporter in spec.exporters:
-            result.outputs.extend(exporter.export(result, out_dir))
+            result.outputs.extend(exporter.export(result, path.parent))
     return result
 
 
 IGNORED_ON_RESUME = ("description", "output", "exporters")  # do not change the trajectory
+IGNORED_RECORD_KEYS = ("checkpoint_seconds",)  # nor does when checkpoints are written
 
 
 def _differences(a, b, key: str = "") -> list[str]:
@@ -105,6 +124,8 @@ def check_resumable(spec: RunSpec, data, path: Path) -> None:
     mine = spec.resolved
     if mine["record"]["every"] is None:  # filled in from the data size, as it was in the file
         mine = {**mine, "record": {**mine["record"], "every": recorded["record"]["every"]}}
+    recorded, mine = ({**spec_, "record": {k: v for k, v in spec_.get("record", {}).items()
+                                           if k not in IGNORED_RECORD_KEYS}} for spec_ in (recorded, mine))
     diffs = _differences({k: v for k, v in recorded.items() if k not in IGNORED_ON_RESUME},
                          {k: v for k, v in mine.items() if k not in IGNORED_ON_RESUME})
     if diffs:
@@ -115,15 +136,30 @@ def check_resumable(spec: RunSpec, data, path: Path) -> None:
 
 
 def execute_data(spec: RunSpec, data, *, path=None, state: dict | None = None, streams: dict | None = None,
-                 progress: bool | None = None, log=print, resume: bool = False) -> RunResult:
+                 progress: bool | None = None, log=print, resume: bool = False, overwrite: bool = False,
+                 claim: RunFile | None = None) -> RunResult:
     """Train ``spec``'s rule on ``data`` (a :class:`~plasticity_kit.datasets.base.Data`, e.g. the
     arrays given to an estimator), recording the run to ``path`` (nothing is written when None).
 
     ``state`` continues training from that state instead of a fresh one; ``streams`` are the
     seeded generators (default ``seed_streams(schedule.seed)``).  Exporters are the caller's.
     ``resume``: continue the interrupted run recorded at ``path`` from its last checkpoint
-    (see :func:`check_resumable`).
+    (see :func:`check_resumable`).  ``overwrite``: replace an existing file at ``path``.
+    ``claim``: the :class:`~plasticity_kit.runfile.RunFile` of ``path`` already claimed by
+    the caller (released here).
     """
+    if claim is None and path is not None:
+        claim = RunFile.claim(path, overwrite=overwrite, resume=resume)
+    try:
+        return _execute_data(spec, data, claim, state=state, streams=streams, progress=progress, log=log,
+                             resume=resume)
+    finally:
+        if claim is not None:
+            claim.release()
+
+
+def _execute_data(spec: RunSpec, data, run_file: RunFile | None, *, state, streams, progress, log,
+                  resume) -> RunResult:
     streams = streams if streams is not None else seed_streams(spec.schedule["seed"])
     try:
         X = np.ascontiguousarray(data.X, dtype=spec.model.dtype)
@@ -138,27 +174,28 @@ def execute_data(spec: RunSpec, data, *, path=None, state: dict | None = None, s
     sched = spec.schedule
     total_steps = sched["epochs"] * steps_per_epoch(X.shape[0], sched["batch_size"])
     if spec.record["every"] is None:
-        spec.record["every"] = default_record_every(total_steps)
+        spec.record["every"] = default_record_every(total_steps, sched["batch_size"])
     spec.resolved["record"]["every"] = spec.record["every"]
 
     position = Position()
     final_metrics: dict = {}
+    path = None if run_file is None else run_file.path
+    recorder, recorded = None, False
+    checkpoint_seconds = spec.record.get("checkpoint_seconds", CHECKPOINT_SECONDS)
     if resume:
-        recorder, checkpoint = Recorder.resume(path, record_every=spec.record["every"], swmr=spec.record["swmr"])
-        try:
-            _restore(state, checkpoint.state, path)
-        except BaseException:
-            recorder.close()
-            raise
-        position = checkpoint.position
+        recorder, checkpoint = run_file.reopen(record_every=spec.record["every"], swmr=spec.record["swmr"],
+                                               checkpoint_seconds=checkpoint_seconds)
+        _restore(state, checkpoint.state, path)
+        position, recorded = checkpoint.position, recorder.recorded or checkpoint.position.step % spec.record["every"]
         final_metrics.update(recorder.metric_history())
         log(f"resuming {path} at step {position.step} (epoch {position.epoch}, batch {position.batch})")
-    else:
-        recorder = None if path is None else Recorder(
-            path, name=spec.name, spec_yaml=spec.to_yaml(), seed=sched["seed"],
+    elif run_file is not None:
+        recorder = run_file.create(
+            name=spec.name, spec_yaml=spec.to_yaml(), seed=sched["seed"],
             seeds={name: f"SeedSequence({sched['seed']}).spawn({len(STREAMS)})[{i}]" for i, name in enumerate(STREAMS)},
             data=data, state=state, fields=spec.record["fields"], compression=spec.record["compression"],
             dtype=spec.record["dtype"], swmr=spec.record["swmr"], replicas=spec.replicas,
+            rng_state=streams["shuffle"].bit_generator.state, checkpoint_seconds=checkpoint_seconds,
         )
     unavailable: set = set()
 
@@ -186,6 +223,7 @@ def execute_data(spec: RunSpec, data, *, path=None, state: dict | None = None, s
             on_record=None if recorder is None else (
                 lambda step, epoch, elapsed, st: recorder.record(step, epoch, elapsed, st, position=position)),
             periodic=periodic, progress=Progress(sched["epochs"], enabled=progress), position=position,
+            recorded=bool(recorded),
         )
         if outcome.status == "completed":
             for metric, _ in spec.metrics:
@@ -195,18 +233,14 @@ def execute_data(spec: RunSpec, data, *, path=None, state: dict | None = None, s
             synthetic = rule.synthesize(state) if outcome.status != "diverged" else None
             if synthetic is not None and spec.replicas > 1:  # the replica axis first, as every field
                 synthetic = synthetic.reshape((spec.replicas, -1) + synthetic.shape[1:])
-            with critical(reraise=False):
-                recorder.finish(outcome.status, outcome.message, state, steps=outcome.steps,
-                                epochs_completed=outcome.epochs_completed, synthetic=synthetic)
+            run_file.end(outcome, state, position, synthetic)
     except BaseException as exc:
-        if recorder is not None and recorder.file.id.valid:
-            with critical(reraise=False):
-                recorder.finish("interrupted", f"stopped by {type(exc).__name__}: {exc}", state,
-                                steps=recorder.last[0], epochs_completed=recorder.last[1])
-        raise
-    finally:
-        if recorder is not None:
-            recorder.close()
+        if run_file is None:
+            raise
+        stopped = run_file.stopped(exc, state)
+        if stopped is exc:
+            raise
+        raise stopped from None
 
     return RunResult(spec=spec, rule=rule, data=data, state=state, outcome=outcome, path=path,
                      metrics={name: values for name, (_, values) in final_metrics.items()})

@@ -28,8 +28,9 @@ from typing import Callable
 import numpy as np
 
 
-class Terminated(BaseException):
-    """Raised inside the loop when the process receives SIGTERM."""
+class Terminated(KeyboardInterrupt):
+    """Raised when the process receives SIGTERM (a KeyboardInterrupt, so that whatever ends a run
+    on Ctrl-C ends it on SIGTERM too)."""
 
 
 @dataclass
@@ -153,7 +154,8 @@ class Progress:
 def train(rule, state: dict, X: np.ndarray, *, epochs: int, batch_size: int, shuffle: bool,
           rng: np.random.Generator, record_every: int | None = None,
           on_record: Callable[[int, int, float, dict], None] | None = None,
-          periodic=(), progress: Progress | None = None, position: Position | None = None) -> Outcome:
+          periodic=(), progress: Progress | None = None, position: Position | None = None,
+          recorded: bool | None = None) -> Outcome:
     """Run ``epochs`` passes of ``rule.step`` over mini-batches of ``X``, updating ``state``.
 
     ``on_record(step, epoch, elapsed, state)`` is called before the first step (step 0), every
@@ -166,7 +168,8 @@ def train(rule, state: dict, X: np.ndarray, *, epochs: int, batch_size: int, shu
     ``position`` (default: the beginning) is where training starts; ``state`` and ``rng`` must
     be those of that moment, except that ``rng`` is reset to ``position.rng_state`` when given.
     It is updated in place, so ``on_record`` can read the exact position of every record.
-    The step at ``position`` is taken as recorded already when it is not 0.
+    ``recorded`` says whether the step at ``position`` has its record already (default: when it
+    is not 0); if not, it is recorded first when it falls on the ``record_every`` cadence.
     """
     n = X.shape[0]
     per_epoch = steps_per_epoch(n, batch_size)
@@ -185,7 +188,10 @@ def train(rule, state: dict, X: np.ndarray, *, epochs: int, batch_size: int, shu
     order = None                                      # epoch `epoch`'s permutation, once drawn
     chunk = max(1, int(getattr(rule, "chunk_steps", 1)))
     stops = [c for c in (record_every, chunk, *(every for every, _ in periodic)) if c]
-    last_recorded = step if step else -1
+    if recorded is None:
+        recorded = step != 0
+    on_cadence = step == 0 or (record_every and step % record_every == 0)
+    last_recorded = step if recorded or not on_cadence else -1
     start = time.perf_counter()
     offset = pos.elapsed
 
@@ -245,12 +251,12 @@ def train(rule, state: dict, X: np.ndarray, *, epochs: int, batch_size: int, shu
                     progress.update(epoch, step)
             record()
             return outcome("completed", f"completed {epochs} epochs ({step} steps)")
-        except KeyboardInterrupt:
-            record(reraise=False)
-            return outcome("interrupted", f"interrupted by Ctrl-C at step {step} (epoch {epoch + 1} of {epochs})")
         except Terminated:
             record(reraise=False)
             return outcome("interrupted", f"terminated by SIGTERM at step {step} (epoch {epoch + 1} of {epochs})")
+        except KeyboardInterrupt:
+            record(reraise=False)
+            return outcome("interrupted", f"interrupted by Ctrl-C at step {step} (epoch {epoch + 1} of {epochs})")
         finally:
             if progress is not None:
                 progress.close()

@@ -27,8 +27,8 @@ RULE_PARAMS = {  # what a rule needs beyond its defaults to run on 64x64 faces
 
 def rule_spec(tmp_path, rule: str, **changes) -> dict:
     params, n_neurons = RULE_PARAMS.get(rule, ({}, 4))
-    spec = tiny_spec(tmp_path, **{"record.every": 4, "metrics": [{"name": "weight_norm", "every": 5}],
-                                  "exporters": [], **changes})
+    spec = tiny_spec(tmp_path, **{"record.every": 4, "record.checkpoint_seconds": 0,
+                                  "metrics": [{"name": "weight_norm", "every": 5}], "exporters": [], **changes})
     if rule != "bcm":
         spec["model"] = {"rule": {"name": rule, "params": params}, "n_neurons": n_neurons}
     return spec
@@ -139,7 +139,8 @@ def test_interrupted_then_resumed_equals_uninterrupted(tmp_path, monkeypatch, re
 
 @pytest.mark.parametrize("swmr", [False, True], ids=["plain", "swmr"])
 def test_killed_then_resumed_equals_uninterrupted(tmp_path, swmr):
-    changes = {"schedule.epochs": 500, "record.every": 25, "record.swmr": swmr, "exporters": [],
+    changes = {"schedule.epochs": 500, "record.every": 25, "record.swmr": swmr, "record.checkpoint_seconds": 0,
+               "exporters": [],
                "metrics": [{"name": "weight_norm", "every": 40}]}
     proc, h5, spec_path = start_run(tmp_path, min_frames=2, **changes)
     try:
@@ -151,7 +152,7 @@ def test_killed_then_resumed_equals_uninterrupted(tmp_path, swmr):
     with h5py.File(h5, "r", swmr=True) as f:
         killed_at = int(f["trajectory/step"][-1])
         assert f.attrs["status"] == "running" and killed_at < 1500
-    out = cli("run", spec_path, "--resume", h5, "-q")
+    out = cli("run", spec_path, "--resume", h5)
     assert out.returncode == 0, out.stderr
     assert "completed 500 epochs" in out.stdout
     reference = execute(resolve(tiny_spec(tmp_path / "ref", **changes), "ref.yaml"), **QUIET)
