@@ -5,8 +5,14 @@ records the whole trajectory to HDF5.  Python entry points: :func:`load_spec`, :
 :func:`open` (a :class:`Trajectory`) reads a run file back; scikit-learn style estimators
 (:class:`BCM`, :class:`KrotovHopfield`, :class:`Plasticity`) train on numpy arrays.
 """
-from ._version import __version__
-from .errors import DataError, PlasticityKitError, PluginError, SpecError
+import os
+
+# Idle OpenMP threads sleep instead of spinning (libgomp reads this when it loads, so before any
+# kernel is imported): a spinning team kept the cores busy under other work on the machine.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from ._version import __version__  # noqa: E402
+from .errors import DataError, PlasticityKitError, PluginError, SpecError  # noqa: E402
 
 # The rest is imported when first used (PEP 562), so that ``plasticity-kit run`` installs its
 # SIGTERM handler before the slow imports (numpy, h5py, the kernels) start.

@@ -7,15 +7,18 @@
     W  ← optimizer(W, ΔW)                     SGD, momentum or Adam
 
 Everything runs without the GIL.  The two large products go to BLAS (scipy's, through
-``cython_blas``), which brings its own threads.  Around them, two fused passes: one over the
-responses (activation, ⟨y²⟩, θ, φ, in place in the product's buffer) and one over the weights
-(the optimizer: moments and weights updated in one sweep, SGD folded into the second product).
-Both are SIMD loops (``#pragma omp simd``) in C below.
+``cython_blas``, single-threaded).  Around them, two fused passes: one over the responses
+(activation, ⟨y²⟩, θ, φ, in place in the product's buffer) and one over the weights (the
+optimizer: moments and weights updated in one sweep, SGD folded into the second product).  Both
+are SIMD loops (``#pragma omp simd``) in C below.
 
-Threads: the passes are ~1/50 of the products' work, so they run on the calling thread unless
-they are large (``PAR_MIN`` elements): an OpenMP team started between two BLAS calls competes
-for the cores with BLAS's own spinning workers, and for small passes that cost more than the
-pass itself (see ``benchmarks/bench_bcm.py``).
+Threads: one OpenMP team per call (``team.h``; see ``plasticity_kit/threads.py``).  Replicas
+are shared out among its threads, one network per thread; a single network's steps are split
+into items — blocks of samples for Z = W·Xᵀ, blocks of neurons for the response pass, blocks of
+input columns for ΔW = φ·X and the optimizer — each thread calling BLAS on its own blocks.
+Block boundaries are fixed by the shape (``n_blocks``), never by the number of threads, and
+every sum lies inside one block, so the trajectory is the same bit for bit on any number of
+threads.
 
 Memory: the response and ΔW buffers are kept between calls (one workspace per module, taken
 under the GIL, so concurrent callers get a private one): allocating them afresh each step made
@@ -23,14 +26,20 @@ the kernel page-fault (and the OS zero) ~0.7 MB per step.
 
 The numpy reference of the same equations is ``plasticity_kit.rules.bcm.reference_step``.
 """
-from cython.parallel cimport prange
+from cython.parallel cimport prange, threadid
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
 from libc.stdint cimport uintptr_t
-cimport openmp
 import numpy as np
 
+from plasticity_kit.threads import get_threads, single_blas
+
 from plasticity_kit.kernels.blas cimport gemm_rm, floating
+
+cdef extern from "team.h" nogil:
+    ctypedef void (*pk_task)(void* ctx, Py_ssize_t step, Py_ssize_t item) noexcept nogil
+    void pk_team(int nt, Py_ssize_t steps, int phases, const pk_task* tasks, const Py_ssize_t* counts,
+                 void* ctx) noexcept nogil
 
 cdef extern from *:
     """
@@ -213,12 +222,32 @@ cdef enum:
     OPT_MOMENTUM = 1
     OPT_ADAM = 2
 
-# A pass over fewer elements than this runs on the calling thread (see the module docstring).
-cdef Py_ssize_t PAR_MIN = 1 << 20
 # Workspaces up to this size are kept between calls; larger ones are allocated per call.
 cdef size_t KEEP_MAX = 64 << 20
 cdef enum:
-    ALIGN = 64  # bytes; each buffer of the workspace starts on a cache line
+    ALIGN = 64        # bytes; each buffer of the workspace starts on a cache line
+    MAX_BLOCKS = 16   # most blocks a dimension is split into
+    MIN_SAMPLES = 16  # fewest samples in a block of the product W·Xᵀ
+    MIN_COLUMNS = 128 # fewest input columns in a block of the product φ·X
+    COL_ALIGN = 16    # column blocks start on multiples of this many columns
+    ROWS_PER_ITEM = 8 # neurons per item of the response pass
+
+
+cdef inline Py_ssize_t n_blocks(Py_ssize_t size, Py_ssize_t least) noexcept nogil:
+    """How many blocks a dimension of ``size`` is split into: the largest power of two up to
+    MAX_BLOCKS that leaves ``least`` per block.  A function of the shape only, never of the
+    number of threads, so the products and sums are the same whatever the team."""
+    cdef Py_ssize_t k = MAX_BLOCKS
+    while k > 1 and size < k * least:
+        k //= 2
+    return k
+
+
+cdef inline Py_ssize_t block_start(Py_ssize_t size, Py_ssize_t blocks, Py_ssize_t b,
+                                   Py_ssize_t align) noexcept nogil:
+    if b >= blocks:
+        return size
+    return (size * b // blocks) // align * align
 
 
 cdef inline void rows(floating* Y, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t B, int act,
@@ -256,47 +285,118 @@ cdef char* _aligned(char* raw) noexcept nogil:
     return <char*> ((<uintptr_t> raw + ALIGN - 1) & ~(<uintptr_t> (ALIGN - 1)))
 
 
-cdef void primal_steps(floating* Wr, floating* th, const floating* X, Py_ssize_t D,
-                       const int* batches, Py_ssize_t S, Py_ssize_t B,
-                       const floating* factor, Py_ssize_t n, int act, double gamma, int batch_thr,
-                       double eps, int optimizer, double lr, double a, double b, double opt_eps,
-                       floating* f1, floating* f2, long long* t, floating* Z, floating* Y,
-                       floating* dW, floating* Xb, int nt_rows, int nt_upd) noexcept nogil:
-    """S steps of one network (n rows of W) in the weight space: Z = W·Xbᵀ and ΔW = φ·Xb by BLAS."""
-    cdef Py_ssize_t s, j, i
-    cdef const floating* Xs = X
+cdef struct Net:
+    # One network's step: its state, the data, the rule's constants and its workspace.
+    void* W
+    void* theta
+    void* first
+    void* second
+    long long* t
+    const void* X
+    const int* batches
+    const void* factor
+    Py_ssize_t n, D, B
+    Py_ssize_t ns, nd   # blocks of samples, of input columns
+    bint dbl            # float64 state
+    int act, batch_thr, optimizer
+    double gamma, eps, lr, a, b, opt_eps
+    void* Z
+    void* Y
+    void* dW
+    void* Xb
+
+
+cdef void responses(Net* net, Py_ssize_t s, Py_ssize_t blk, floating* tag) noexcept nogil:
+    """Block ``blk`` of the batch's samples: gather them, Z = W·Xᵀ and Y = F·Z on their columns."""
+    cdef Py_ssize_t D = net.D, B = net.B, n = net.n, j
+    cdef Py_ssize_t j0 = block_start(B, net.ns, blk, 1), j1 = block_start(B, net.ns, blk + 1, 1)
+    cdef const floating* X = <const floating*> net.X
+    cdef floating* Xs = <floating*> X
+    cdef floating* Z = <floating*> net.Z
+    if j1 <= j0:
+        return
+    if net.batches != NULL:
+        Xs = <floating*> net.Xb
+        for j in range(j0, j1):
+            memcpy(Xs + j * D, X + <Py_ssize_t> net.batches[s * B + j] * D, D * sizeof(floating))
+    gemm_rm(False, True, <int> n, <int> (j1 - j0), <int> D, <floating> 1, <floating*> net.W, <int> D,
+            Xs + j0 * D, <int> D, <floating> 0, Z + j0, <int> B)
+    if net.factor != NULL:
+        gemm_rm(False, False, <int> n, <int> (j1 - j0), <int> n, <floating> 1, <const floating*> net.factor,
+                <int> n, Z + j0, <int> B, <floating> 0, <floating*> net.Y + j0, <int> B)
+
+
+cdef void learn(Net* net, long long step, Py_ssize_t blk, floating* tag) noexcept nogil:
+    """Block ``blk`` of the input columns: ΔW = φ·X there and the optimizer on those weights."""
+    cdef Py_ssize_t D = net.D, B = net.B, n = net.n, i
+    cdef Py_ssize_t d0 = block_start(D, net.nd, blk, COL_ALIGN), d1 = block_start(D, net.nd, blk + 1, COL_ALIGN)
+    cdef const floating* Xs = <const floating*> net.X if net.batches == NULL else <const floating*> net.Xb
+    cdef floating* W = <floating*> net.W
+    cdef floating* dW = <floating*> net.dW
+    cdef floating* f1 = <floating*> net.first
+    cdef floating* f2 = <floating*> net.second
     cdef double c1 = 0, c2 = 0
-    for s in range(S):
-        if batches != NULL:
-            for j in range(B):
-                memcpy(Xb + j * D, X + <Py_ssize_t> batches[s * B + j] * D, D * sizeof(floating))
-            Xs = Xb
-        t[0] += 1
-        if optimizer == OPT_ADAM:
-            c1 = 1.0 / (1.0 - pow(a, <double> t[0]))
-            c2 = 1.0 / (1.0 - pow(b, <double> t[0]))
-        gemm_rm(False, True, <int> n, <int> B, <int> D, <floating> 1, Wr, <int> D,
-                Xs, <int> D, <floating> 0, Z, <int> B)
-        if factor != NULL:
-            gemm_rm(False, False, <int> n, <int> B, <int> n, <floating> 1, factor, <int> n,
-                    Z, <int> B, <floating> 0, Y, <int> B)
-        if nt_rows > 1:
-            for i in prange(n, num_threads=nt_rows, schedule="static"):
-                rows(Y, i, i + 1, B, act, gamma, batch_thr, eps, th)
-        else:
-            rows(Y, 0, n, B, act, gamma, batch_thr, eps, th)
-        if optimizer == OPT_SGD:
-            gemm_rm(False, False, <int> n, <int> D, <int> B, <floating> lr, Y, <int> B,
-                    Xs, <int> D, <floating> 1, Wr, <int> D)
-        else:
-            gemm_rm(False, False, <int> n, <int> D, <int> B, <floating> 1, Y, <int> B,
-                    Xs, <int> D, <floating> 0, dW, <int> D)
-            if nt_upd > 1:
-                for i in prange(n, num_threads=nt_upd, schedule="static"):
-                    update(optimizer, Wr + i * D, f1 + i * D, f2 + i * D if f2 != NULL else NULL,
-                           dW + i * D, D, lr, a, b, opt_eps, c1, c2)
-            else:
-                update(optimizer, Wr, f1, f2, dW, n * D, lr, a, b, opt_eps, c1, c2)
+    if d1 <= d0:
+        return
+    if net.optimizer == OPT_SGD:
+        gemm_rm(False, False, <int> n, <int> (d1 - d0), <int> B, <floating> net.lr, <floating*> net.Y,
+                <int> B, Xs + d0, <int> D, <floating> 1, W + d0, <int> D)
+        return
+    gemm_rm(False, False, <int> n, <int> (d1 - d0), <int> B, <floating> 1, <floating*> net.Y, <int> B,
+            Xs + d0, <int> D, <floating> 0, dW + d0, <int> D)
+    if net.optimizer == OPT_ADAM:
+        c1 = 1.0 / (1.0 - pow(net.a, <double> step))
+        c2 = 1.0 / (1.0 - pow(net.b, <double> step))
+    for i in range(n):
+        update(net.optimizer, W + i * D + d0, f1 + i * D + d0, f2 + i * D + d0 if f2 != NULL else NULL,
+               dW + i * D + d0, d1 - d0, net.lr, net.a, net.b, net.opt_eps, c1, c2)
+
+
+cdef void set_workspace(Net* net, char* base, size_t nzb, size_t ndw, bint has_factor) noexcept nogil:
+    net.Z = base
+    net.Y = base + nzb if has_factor else base
+    net.dW = base + nzb * (2 if has_factor else 1) if ndw else NULL
+    net.Xb = base + nzb * (2 if has_factor else 1) + ndw
+
+
+cdef void task_responses(void* ctx, Py_ssize_t s, Py_ssize_t blk) noexcept nogil:
+    cdef Net* net = <Net*> ctx
+    if net.dbl:
+        responses(net, s, blk, <double*> NULL)
+    else:
+        responses(net, s, blk, <float*> NULL)
+
+
+cdef void task_rows(void* ctx, Py_ssize_t s, Py_ssize_t blk) noexcept nogil:
+    cdef Net* net = <Net*> ctx
+    cdef Py_ssize_t r0 = blk * ROWS_PER_ITEM, r1 = min(r0 + ROWS_PER_ITEM, net.n)
+    if net.dbl:
+        rows(<double*> net.Y, r0, r1, net.B, net.act, net.gamma, net.batch_thr, net.eps, <double*> net.theta)
+    else:
+        rows(<float*> net.Y, r0, r1, net.B, net.act, net.gamma, net.batch_thr, net.eps, <float*> net.theta)
+
+
+cdef void task_learn(void* ctx, Py_ssize_t s, Py_ssize_t blk) noexcept nogil:
+    cdef Net* net = <Net*> ctx
+    if net.dbl:
+        learn(net, net.t[0] + s + 1, blk, <double*> NULL)
+    else:
+        learn(net, net.t[0] + s + 1, blk, <float*> NULL)
+
+
+cdef void primal_steps(Net* net, Py_ssize_t S, int nt) noexcept nogil:
+    """S steps of one network in the weight space.  Per step three phases, each split into
+    items fixed by the shape: blocks of samples (gather, Z = W·Xᵀ, Y = F·Z), of neurons
+    (activation, θ, φ) and of input columns (ΔW = φ·X, optimizer).  ``nt`` > 1: one OpenMP team
+    runs all S steps (``pk_team``), the items of each phase shared out among its threads."""
+    cdef pk_task tasks[3]
+    cdef Py_ssize_t counts[3]
+    tasks[0], tasks[1], tasks[2] = task_responses, task_rows, task_learn
+    counts[0] = net.ns
+    counts[1] = (net.n + ROWS_PER_ITEM - 1) // ROWS_PER_ITEM
+    counts[2] = net.nd
+    pk_team(nt, S, 3, tasks, counts, net)
+    net.t[0] += S
 
 
 cdef int dual_steps(floating* Wr, floating* th, const floating* X, Py_ssize_t P, Py_ssize_t D,
@@ -393,8 +493,7 @@ def bcm_steps(floating[:, ::1] W, floating[::1] theta, const floating[:, ::1] X,
     are trained in one call, their rows stacked in W, θ and the optimizer state, each with its
     own step counter ``opt_t[r]``.  Each block of n rows is run exactly as a call for that
     network alone (same operations, same order), so the result equals R separate calls bit for
-    bit.  Networks are run one after the other through all S steps, so that one network's
-    state stays in cache.
+    bit.  Each network runs through all S steps at once, so that its state stays in cache.
 
     ``gram`` (P×P, float64, = X·Xᵀ) selects the sample-space form, for SGD only: within the
     call every network's weights stay W₀ + C·X (each step adds lr·φ/B·X_batch), so the
@@ -404,9 +503,14 @@ def bcm_steps(floating[:, ::1] W, floating[::1] theta, const floating[:, ::1] X,
 
     ``factor``: (I−L)⁻¹ (n×n) or None.  ``activation``: 0 linear, 1 relu, 2 logistic, 3 tanh.
     ``optimizer``: 0 SGD(lr), 1 momentum(lr, μ=opt_a; opt_first = velocity), 2 Adam(lr, β1=opt_a,
-    β2=opt_b, ε=opt_eps; opt_first = m, opt_second = v).  ``num_threads`` ≤ 0 uses OpenMP's
-    default; it applies to the element-wise passes when they are large (the products use
-    BLAS's own threads).
+    β2=opt_b, ε=opt_eps; opt_first = m, opt_second = v).
+
+    Threads: ``num_threads`` (≤ 0: :func:`plasticity_kit.threads.get_threads`) in one OpenMP
+    team; BLAS runs single-threaded inside it.  With several replicas the team shares out the
+    networks (each on one thread); one network (weight space) shares out fixed blocks of
+    samples, neurons and input columns.  Block boundaries depend on the shape only, so the
+    result is the same bit for bit for any number of threads.  The sample-space form of one
+    network runs on one thread.
     """
     global _ws_raw, _ws_size, _ws_busy
     cdef Py_ssize_t N = W.shape[0], D = W.shape[1], P = X.shape[0]
@@ -440,9 +544,13 @@ def bcm_steps(floating[:, ::1] W, floating[::1] theta, const floating[:, ::1] X,
             raise ValueError(f"gram must be X·Xᵀ, {P} x {P}, got {gram.shape[0]}x{gram.shape[1]}")
         if batches is None:
             batches = np.arange(P, dtype=np.int32)[None, :]
-    if B == 0 or S == 0:
+    if B == 0 or S == 0 or n == 0:
         return
-    cdef int nt = num_threads if num_threads > 0 else openmp.omp_get_max_threads()
+    cdef int nt = num_threads if num_threads > 0 else get_threads()
+    cdef int team = nt if R == 1 else 1        # threads inside one network
+    cdef int across = nt if R > 1 else 1       # threads across networks
+    if across > R:
+        across = <int> R
     cdef const floating* F = &factor[0, 0] if has_factor else NULL
     cdef const int* idx = &batches[0, 0] if batches is not None else NULL
     cdef floating* first = &opt_first[0, 0] if optimizer != OPT_SGD else NULL
@@ -450,23 +558,24 @@ def bcm_steps(floating[:, ::1] W, floating[::1] theta, const floating[:, ::1] X,
     cdef int failed = 0
 
     if gram is not None:
-        with nogil:
-            for r in range(R):
-                if dual_steps(&W[0, 0] + r * n * D, &theta[0] + r * n, &X[0, 0], P, D, idx, S, B,
-                              &gram[0, 0], F, n, activation, memory_factor, batch_threshold, epsilon,
-                              lr, &opt_t[r]) != 0:
-                    failed += 1
-                    break
+        with single_blas():
+            with nogil:
+                for r in prange(R, num_threads=across, schedule="dynamic"):
+                    if dual_steps(&W[0, 0] + r * n * D, &theta[0] + r * n, &X[0, 0], P, D, idx, S, B,
+                                  &gram[0, 0], F, n, activation, memory_factor, batch_threshold,
+                                  epsilon, lr, &opt_t[r]) != 0:
+                        failed += 1
         if failed:
             raise MemoryError()
         return
 
-    # Workspace for one replica: Z (n×B), Y (n×B) when there is a factor, ΔW (n×D) unless SGD,
-    # the gathered batch (B×D) when batches are indices.
+    # Workspace of one network: Z (n×B), Y (n×B) when there is a factor, ΔW (n×D) unless SGD,
+    # the gathered batch (B×D) when batches are indices; one per thread working across networks.
     cdef size_t nzb = ((n * B * sizeof(floating) + ALIGN - 1) // ALIGN) * ALIGN
     cdef size_t ndw = ((n * D * sizeof(floating) + ALIGN - 1) // ALIGN) * ALIGN if optimizer != OPT_SGD else 0
-    cdef size_t nxb = B * D * sizeof(floating) if batches is not None else 0
-    cdef size_t need = nzb * (2 if has_factor else 1) + ndw + nxb + ALIGN
+    cdef size_t nxb = ((B * D * sizeof(floating) + ALIGN - 1) // ALIGN) * ALIGN if batches is not None else 0
+    cdef size_t one = nzb * (2 if has_factor else 1) + ndw + nxb
+    cdef size_t need = one * across + ALIGN
     cdef char* raw
     cdef bint kept = not _ws_busy and need <= KEEP_MAX
     if kept:
@@ -482,23 +591,54 @@ def bcm_steps(floating[:, ::1] W, floating[::1] theta, const floating[:, ::1] X,
     if kept:
         _ws_busy = True
     cdef char* base = _aligned(raw)
-    cdef floating* Z = <floating*> base
-    cdef floating* Y = <floating*> (base + nzb) if has_factor else Z
-    cdef floating* dW = <floating*> (base + nzb * (2 if has_factor else 1)) if ndw else NULL
-    cdef floating* Xb = <floating*> (base + nzb * (2 if has_factor else 1) + ndw) if nxb else NULL
-    cdef int nt_rows = nt if n * B >= PAR_MIN else 1
-    cdef int nt_upd = nt if n * D >= PAR_MIN else 1
-    try:
-        with nogil:
-            for r in range(R):
-                primal_steps(&W[0, 0] + r * n * D, &theta[0] + r * n, &X[0, 0], D, idx, S, B, F, n,
-                             activation, memory_factor, batch_threshold, epsilon, optimizer,
-                             lr, opt_a, opt_b, opt_eps,
-                             first + r * n * D if first != NULL else NULL,
-                             second + r * n * D if second != NULL else NULL,
-                             &opt_t[r], Z, Y, dW, Xb, nt_rows, nt_upd)
-    finally:
+    cdef Net* nets = <Net*> malloc(R * sizeof(Net))
+    cdef char* mine
+    if nets == NULL:
         if kept:
             _ws_busy = False
         else:
             free(raw)
+        raise MemoryError()
+    for r in range(R):
+        nets[r].W = &W[0, 0] + r * n * D
+        nets[r].theta = &theta[0] + r * n
+        nets[r].first = first + r * n * D if first != NULL else NULL
+        nets[r].second = second + r * n * D if second != NULL else NULL
+        nets[r].t = &opt_t[r]
+        nets[r].X = &X[0, 0]
+        nets[r].batches = idx
+        nets[r].factor = F
+        nets[r].n = n
+        nets[r].D = D
+        nets[r].B = B
+        nets[r].ns = n_blocks(B, MIN_SAMPLES)
+        nets[r].nd = n_blocks(D, MIN_COLUMNS)
+        nets[r].dbl = floating is double
+        nets[r].act = activation
+        nets[r].batch_thr = batch_threshold
+        nets[r].optimizer = optimizer
+        nets[r].gamma = memory_factor
+        nets[r].eps = epsilon
+        nets[r].lr = lr
+        nets[r].a = opt_a
+        nets[r].b = opt_b
+        nets[r].opt_eps = opt_eps
+    try:
+        with single_blas():
+            with nogil:
+                if across > 1:
+                    for r in prange(R, num_threads=across, schedule="dynamic"):
+                        mine = base + one * threadid()
+                        set_workspace(&nets[r], mine, nzb, ndw, has_factor)
+                        primal_steps(&nets[r], S, 1)
+                else:
+                    for r in range(R):
+                        set_workspace(&nets[r], base, nzb, ndw, has_factor)
+                        primal_steps(&nets[r], S, team)
+    finally:
+        free(nets)
+        if kept:
+            _ws_busy = False
+        else:
+            free(raw)
+
