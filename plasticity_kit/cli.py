@@ -64,20 +64,7 @@ def cmd_validate(args) -> int:
 
     raw = read_with_overrides(args.spec, args.overrides)
     if raw.get("sweep") is not None:
-        sweep = expand(raw, args.spec)
-        sizes = {}  # data config → (samples, inputs): each data set loaded once
-        for run in sweep.runs:
-            spec = resolve(run.raw, args.spec)
-            key = spec.to_yaml().split("\nmodel:")[0]
-            try:
-                if key not in sizes:
-                    data, _ = preflight(spec)
-                    sizes[key] = data.X.shape
-                else:
-                    spec.build_rule(sizes[key][1], sizes[key][0])
-            except SpecError as exc:
-                raise SpecError(f"sweep: run {run.name}: {exc.key}" if exc.key else f"sweep: run {run.name}",
-                                exc.message, args.spec) from None
+        sweep = expand(raw, args.spec, preflight=True)
         print(f"{args.spec}: valid sweep of {len(sweep.runs)} runs → {sweep.directory}/")
         return 0
     spec = resolve(raw, args.spec)
@@ -103,7 +90,7 @@ def cmd_plugins(args) -> int:
     text_width = max(40, shutil.get_terminal_size().columns - indent)
     print(f"{'plugin':<{widths[0]}}  {'kind':<{widths[1]}}  {'name':<{widths[2]}}  description")
     for plugin, kind, name, doc in rows:
-        lines = textwrap.wrap(doc, text_width) or [""]
+        lines = textwrap.wrap(doc, text_width, break_on_hyphens=False, break_long_words=False) or [""]
         print(f"{plugin:<{widths[0]}}  {kind:<{widths[1]}}  {name:<{widths[2]}}  {lines[0]}")
         for more in lines[1:]:
             print(" " * indent + more)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,10 +34,16 @@ from pathlib import Path
 import numpy as np
 
 from .errors import SpecError
-from .options import describe, unknown_key_error
+from .options import SEED_MAX, Option, describe, filename_problem, unknown_key_error
 from .spec import SECTIONS, apply_overrides, read_with_overrides, resolve
 
 SWEEP_KEYS = ("seed", "repeats", "replicas", "grid", "zip", "plot")
+MAX_RUNS = 100_000
+SWEEP_OPTIONS = {o.name: o for o in (
+    Option("seed", "integer", 0, "root of every run's seed", low=0, high=SEED_MAX),
+    Option("repeats", "integer", 1, "runs of each configuration", low=1, high=MAX_RUNS),
+    Option("replicas", "integer", None, "networks per run", low=1, nullable=True),
+)}
 PLOT_KEYS = ("x", "metric")
 SWEEPABLE = tuple(s for s in SECTIONS if s not in ("name", "description", "sweep"))
 
@@ -114,19 +121,21 @@ def run_name(params: dict, repeat: int | None) -> str:
     return ",".join(parts) or "run"
 
 
-def expand(raw: dict, source: str = "<spec>", validate: bool = True) -> Sweep:
+def expand(raw: dict, source: str = "<spec>", validate: bool = True, preflight: bool = False) -> Sweep:
     """The concrete runs of the spec ``raw`` (one run if it has no ``sweep`` section).
 
     Every run's spec is validated with :func:`~plasticity_kit.spec.resolve`; an error caused by a
-    swept value names the sweep key (``sweep.grid.model.n_neurons``) and the run.
+    swept value names the sweep key (``sweep.grid.model.n_neurons``) and the run.  ``preflight``:
+    also check each run as ``run`` does before allocating (:func:`~plasticity_kit.spec.preflight`:
+    data, batch size, memory, rule), loading each distinct data set once.
     """
     try:
-        return _expand(raw, source, validate)
+        return _expand(raw, source, validate, {} if preflight else None)
     except SpecError as exc:
         raise exc.with_source(source) if exc.source is None else exc
 
 
-def _expand(raw: dict, source: str, validate: bool) -> Sweep:
+def _expand(raw: dict, source: str, validate: bool, sizes: dict | None = None) -> Sweep:
     if not isinstance(raw, dict):
         raise SpecError("", "expected a mapping of sections")
     sweep = raw.get("sweep") or {}
@@ -135,15 +144,9 @@ def _expand(raw: dict, source: str, validate: bool) -> Sweep:
     for k in sweep:
         if k not in SWEEP_KEYS:
             raise unknown_key_error(f"sweep.{k}", str(k), SWEEP_KEYS)
-    seed = sweep.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise SpecError("sweep.seed", f"expected an integer >= 0, got {describe(seed)}")
-    repeats = sweep.get("repeats", 1)
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
-        raise SpecError("sweep.repeats", f"expected an integer >= 1, got {describe(repeats)}")
-    replicas = sweep.get("replicas")
-    if replicas is not None and (isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1):
-        raise SpecError("sweep.replicas", f"expected an integer >= 1 (networks per run), got {describe(replicas)}")
+    seed = SWEEP_OPTIONS["seed"].coerce(sweep.get("seed", 0), "sweep.seed")
+    repeats = SWEEP_OPTIONS["repeats"].coerce(sweep.get("repeats", 1), "sweep.repeats")
+    replicas = SWEEP_OPTIONS["replicas"].coerce(sweep.get("replicas"), "sweep.replicas")
 
     grid = sweep.get("grid") or {}
     zipped = sweep.get("zip") or {}
@@ -169,14 +172,19 @@ def _expand(raw: dict, source: str, validate: bool) -> Sweep:
 
     base = {k: v for k, v in raw.items() if k != "sweep"}
     name = base.get("name", Path(source).stem if source != "<spec>" else "sweep")
-    if not isinstance(name, str) or not name or any(c in name for c in "/\\") or name in (".", ".."):
-        raise SpecError("name", f"expected a sweep name without '/' (it names the output folder), got {describe(name)}")
+    problem = filename_problem(name) if isinstance(name, str) and name else "it names the output folder"
+    if problem:
+        raise SpecError("name", f"expected a sweep name that is a file name (it names the output folder), "
+                        f"got {describe(name)} ({problem})")
     output = base.get("output") or {}
     if not isinstance(output, dict):
         raise SpecError("output", f"expected a mapping, got {describe(output)}")
     directory = Path(output.get("dir", "runs")) / name
 
     keys = list(grid) + list(zipped)
+    count = math.prod(len(v) for v in grid.values()) * (next(iter(lengths.values())) if zipped else 1) * repeats
+    if count > MAX_RUNS:
+        raise SpecError("sweep", f"expected at most {MAX_RUNS:,} runs, got {count:,} (grid × zip × repeats)")
     zip_rows = [dict(zip(zipped, row)) for row in zip(*zipped.values())] if zipped else [{}]
     seeds = derived_seeds(seed, repeats)
     runs, names = [], set()
@@ -196,7 +204,7 @@ def _expand(raw: dict, source: str, validate: bool) -> Sweep:
                     run_raw["model"] = {**(run_raw.get("model") or {}), "replicas": replicas}
                 run = SweepRun(rname, params, r, seeds[r], run_raw, source)
                 if validate:
-                    _validate(run, grid)
+                    _validate(run, grid, sizes)
                 runs.append(run)
 
     plot = sweep.get("plot")
@@ -215,14 +223,35 @@ def _expand(raw: dict, source: str, validate: bool) -> Sweep:
     return Sweep(name=name, runs=runs, directory=directory, keys=keys, plot=plot)
 
 
-def _validate(run: SweepRun, grid: dict) -> None:
+def _validate(run: SweepRun, grid: dict, sizes: dict | None = None) -> None:
+    """Resolve ``run``'s spec (and with ``sizes``, a cache of data config → (samples, inputs),
+    preflight it); a SpecError names the sweep key that caused it and the run."""
+    from .spec import dump_yaml, preflight
+
     try:
-        resolve(run.raw, run.source)
+        spec = resolve(run.raw, run.source)
+        if sizes is not None:
+            data_key = dump_yaml({"data": spec.resolved["data"], "seed": spec.schedule["seed"]})
+            if data_key not in sizes:
+                data, _ = preflight(spec)
+                sizes[data_key] = data.X.shape
+            else:
+                try:
+                    spec.build_rule(sizes[data_key][1], sizes[data_key][0])
+                except SpecError as exc:
+                    raise exc.with_source(spec.source) if exc.source is None else exc
     except SpecError as exc:
+        if exc.key == "name":  # the run name is made of the swept values
+            section = "grid" if grid else "zip"
+            raise SpecError(f"sweep.{section}", f"the swept values make the run name {describe(run.name)}, "
+                            f"which is not a file name: {exc.message.rsplit('(', 1)[-1].rstrip(')')}; "
+                            "use shorter values", exc.source) from None
         for key in run.params:
             if exc.key == key or exc.key.startswith(key + ".") or exc.key.startswith(key + "["):
                 section = "grid" if key in grid else "zip"
                 raise SpecError(f"sweep.{section}.{exc.key}", f"{exc.message} (run {run.name})", exc.source) from None
+        if sizes is not None:
+            raise SpecError(exc.key, f"{exc.message} (run {run.name})", exc.source) from None
         raise
 
 

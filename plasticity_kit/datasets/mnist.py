@@ -17,10 +17,12 @@ the Krotov–Hopfield slides).  Pixels are scaled to [0, 1]; labels are kept.
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import shutil
 import tempfile
 import urllib.request
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -53,27 +55,39 @@ _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f
 
 
 def read_idx(path) -> np.ndarray:
-    """The array in an IDX file (gzipped or raw, told apart by the gzip magic bytes)."""
+    """The array in an IDX file (gzipped or raw, told apart by the gzip magic bytes).
+
+    The header's shape is checked against the available memory before the data is read, so a
+    crafted header (or a gzip bomb) is refused instead of allocated; DataError names the file.
+    """
+    from ..memory import available, human
+
     path = Path(path)
     try:
         with open(path, "rb") as fh:
             gzipped = fh.read(2) == b"\x1f\x8b"
         with (gzip.open(path, "rb") if gzipped else open(path, "rb")) as fh:
-            raw = fh.read()
-    except (OSError, EOFError) as exc:
+            head = fh.read(4)
+            if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] not in _IDX_TYPES:
+                raise DataError(f"{path}: not an IDX file (bad magic number {head.hex() or 'empty'})")
+            ndim = head[3]
+            dims = fh.read(4 * ndim)
+            if len(dims) < 4 * ndim:
+                raise DataError(f"{path}: IDX header truncated")
+            shape = tuple(int.from_bytes(dims[4 * i:4 * i + 4], "big") for i in range(ndim))
+            dtype = np.dtype(_IDX_TYPES[head[2]])
+            expected = math.prod(shape) * dtype.itemsize
+            free = available()
+            if free is not None and expected > free:
+                raise DataError(f"{path}: the IDX header declares {shape} ({human(expected)}), more than the "
+                                f"{human(free)} of memory available")
+            raw = fh.read(expected + 1)
+    except (OSError, EOFError, zlib.error) as exc:
         raise DataError(f"{path}: cannot read IDX file ({exc})") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
-        raise DataError(f"{path}: not an IDX file (bad magic number {raw[:4].hex() or 'empty'})")
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise DataError(f"{path}: IDX header truncated")
-    shape = tuple(int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
-    dtype = np.dtype(_IDX_TYPES[raw[2]])
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if len(raw) - header != expected:
-        raise DataError(f"{path}: IDX data holds {len(raw) - header} bytes, the header {shape} needs {expected}")
-    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
+    if len(raw) != expected:
+        held = f"{len(raw)}" if len(raw) <= expected else "more than"
+        raise DataError(f"{path}: IDX data holds {held} bytes, the header {shape} needs {expected}")
+    return np.frombuffer(raw, dtype=dtype).reshape(shape)
 
 
 def find_file(directory: Path, stem: str) -> Path | None:
