@@ -383,8 +383,8 @@ class Recorder:
             s.create_dataset("rng", data=np.bytes_(_rng_json(rng_state or {})), dtype=f"S{RNG_BYTES}")
             for key, value in state.items():
                 s.create_dataset(f"state/{key}", data=value)
-        self.n_frames = 0
-        self.last = (0, 0)
+        self.n_frames, self.written = 0, None  # frames in the file, the step of the last
+        self.last = (0, 0)  # (step, epoch) of the last record asked for
         self.checkpointed = 0 if rng_state is not None else None  # the step of the last checkpoint
         self._checkpoint_time = time.monotonic()
         self._handles: dict = {}
@@ -514,7 +514,7 @@ class Recorder:
             ds = self._dataset(f"trajectory/{axis}")
             ds.resize((n + 1,))
             ds[n] = value
-        self.n_frames = n + 1
+        self.n_frames, self.written = n + 1, step
         if position is not None:
             self._checkpoint(position, state)
         else:
@@ -697,7 +697,7 @@ class Recorder:
         if "ended" in f.attrs:
             del f.attrs["ended"]
         f.flush()
-        self.n_frames = keep
+        self.n_frames, self.written = keep, int(t["step"][keep - 1]) if keep else None
         self.last = (step, checkpoint.position.epoch)
         return checkpoint
 

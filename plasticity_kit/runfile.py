@@ -195,21 +195,25 @@ class RunFile:
             return exc
         failure = exc if isinstance(exc, RunFileError) else recorder.failure
         if isinstance(failure, RunFileError):
-            return self.fail(failure, recorder.last[0])
+            return self.fail(failure)
         with critical(reraise=False):
             try:
                 recorder.finish("interrupted", f"stopped by {type(exc).__name__}: {exc}", state,
                                 steps=recorder.last[0], epochs_completed=recorder.last[1])
             except RunFileError as error:
-                return self.fail(error, recorder.last[0])
+                return self.fail(error)
         return exc
 
-    def fail(self, error: RunFileError, step: int) -> RunFileError:
+    def fail(self, error: RunFileError) -> RunFileError:
         """Mark the file ``failed`` with ``error``'s message; the one-line error to raise."""
-        written = self.recorder.mark_failed(str(error))
-        end = (f"the file is marked failed; once the cause is mended, continue it with --resume {self.path}"
-               if written else "the file could not even be marked failed: it keeps its last good frame")
-        return RunFileError(f"{error} — the run stopped at step {step}; {end}")
+        recorder = self.recorder
+        frames = (f"keeps {recorder.n_frames} frames, the last of step {recorder.written}" if recorder.n_frames
+                  else "has no frame yet")
+        if recorder.mark_failed(str(error)):
+            end = f"marked failed; once the cause is mended, continue it with --resume {self.path}"
+        else:
+            end = "could not even be marked failed (its status still says running)"
+        return RunFileError(f"{error}; the run stopped, the file {frames} and was {end}")
 
     def release(self) -> None:
         """Close the file (if still open) and release the lock."""

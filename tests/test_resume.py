@@ -9,7 +9,7 @@ import pytest
 
 import plasticity_kit as pk
 from helpers import cli, tiny_spec, write_spec
-from live_runs import start_run
+from live_runs import assert_same_run, start_run
 from plasticity_kit.errors import DataError, SpecError
 from plasticity_kit.plugins import registry
 from plasticity_kit.recording import Recorder
@@ -32,26 +32,6 @@ def rule_spec(tmp_path, rule: str, **changes) -> dict:
     if rule != "bcm":
         spec["model"] = {"rule": {"name": rule, "params": params}, "n_neurons": n_neurons}
     return spec
-
-
-def assert_same_run(resumed_path, reference_path):
-    """Same frames, metrics and end state; only the wall-clock times may differ."""
-    with h5py.File(resumed_path, "r") as a, h5py.File(reference_path, "r") as b:
-        assert a.attrs["status"] == b.attrs["status"] == "completed"
-        assert a.attrs["steps"] == b.attrs["steps"] and a.attrs["epochs_completed"] == b.attrs["epochs_completed"]
-        for key in b["trajectory"]:
-            if key != "time":
-                np.testing.assert_array_equal(a["trajectory"][key][:], b["trajectory"][key][:], err_msg=key)
-        assert np.all(np.diff(a["trajectory/time"][:]) >= 0)
-        assert set(a.get("metrics", {})) == set(b.get("metrics", {}))
-        for name, g in b.get("metrics", {}).items():
-            for key in g:
-                np.testing.assert_array_equal(a["metrics"][name][key][:], g[key][:], err_msg=f"{name}/{key}")
-        finals = []
-        b["final"].visititems(lambda k, o: finals.append(k) if isinstance(o, h5py.Dataset) else None)
-        assert finals
-        for key in finals:
-            np.testing.assert_array_equal(a["final"][key][()], b["final"][key][()], err_msg=key)
 
 
 def test_train_continues_from_a_position_exactly():
