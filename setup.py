@@ -12,12 +12,13 @@ elif sys.platform == "darwin":
 else:
     openmp_compile, openmp_link = ["-fopenmp", "-O3"], ["-fopenmp"]
 
-KERNELS = ["bcm", "krotov", "locally_connected"]
+KERNELS = ["bcm", "krotov", "locally_connected", "conv"]
 
 extensions = [
     Extension(
         f"plasticity_kit.kernels.{name}",
         [f"plasticity_kit/kernels/{name}.pyx"],
+        depends=["plasticity_kit/kernels/team.h", "plasticity_kit/kernels/blas.pxd"],
         include_dirs=[numpy.get_include()],
         extra_compile_args=openmp_compile,
         extra_link_args=openmp_link,

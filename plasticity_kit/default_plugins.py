@@ -8,6 +8,7 @@ from .hookspecs import hookimpl
 from .rules.bcm import BCM
 from .rules.krotov_hopfield import KrotovHopfield
 from .rules.krotov_hopfield_dynamics import KrotovHopfieldDynamics
+from .rules.softhebb import SoftHebb
 from .datasets.mnist import MNIST
 from .datasets.fashion_mnist import FashionMNIST
 from .metrics.convergence import WeightNorm
@@ -27,6 +28,7 @@ def register_rules(register):
     register(KrotovHopfield)
     register(KrotovHopfieldDynamics)
     register(HebbianWeightSharing)
+    register(SoftHebb)
 
 
 @hookimpl
