@@ -208,7 +208,8 @@ def add_commands(sub) -> None:
     p.add_argument("--field", default="weights", help="recorded field to animate (default: weights)")
     p.add_argument("--every", type=int, default=1, metavar="N", help="animate every N-th recorded frame")
     p.add_argument("--fps", type=float, default=10.0, help="frames per second of the animation (default 10)")
-    p.add_argument("--cmap", default="bwr", help="matplotlib colormap of the animation (default bwr)")
+    p.add_argument("--cmap", default="auto", help="matplotlib colormap of the animation (default auto: bwr with "
+                   "symmetric limits for signed weights, grey min–max per neuron for one-signed weights)")
     p.add_argument("--plot", metavar="FILE.png", help="θ of every neuron and the metrics against the step")
     p.add_argument("--frame", metavar="STEP", help="a recorded step (or first, last) to draw with --out")
     p.add_argument("--out", metavar="FILE.png", help="where --frame draws the synthetic images")

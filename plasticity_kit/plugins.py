@@ -6,6 +6,8 @@ Two plugins registering the same name in the same kind is an error naming both.
 """
 from __future__ import annotations
 
+import inspect
+import re
 from dataclasses import dataclass, field
 
 import pluggy
@@ -82,6 +84,18 @@ def _plugin_name(manager: pluggy.PluginManager, plugin) -> str:
     return manager.get_name(plugin) or getattr(plugin, "__name__", repr(plugin))
 
 
+def _import_entry_points() -> None:
+    """Import every ``plasticity_kit`` entry point; a PluginError naming the one that fails (e.g. an
+    ``Option`` of unknown kind) instead of a traceback from inside pluggy."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            ep.load()
+        except Exception as exc:
+            raise PluginError(f"plugin {ep.name!r} ({ep.value}) failed to load: {type(exc).__name__}: {exc}") from exc
+
+
 def build_registry(load_entry_points: bool = True, extra_plugins=()) -> Registry:
     """A fresh manager with the built-ins, entry-point plugins and ``extra_plugins`` registered."""
     from . import default_plugins
@@ -90,6 +104,7 @@ def build_registry(load_entry_points: bool = True, extra_plugins=()) -> Registry
     manager.add_hookspecs(hookspecs)
     manager.register(default_plugins, name="plasticity_kit.default_plugins")
     if load_entry_points:
+        _import_entry_points()
         manager.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
     for plugin in extra_plugins:
         manager.register(plugin)
@@ -115,12 +130,23 @@ def registry() -> Registry:
     return _REGISTRY
 
 
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(])")
+
+
+def summary(cls) -> str:
+    """The first sentence of ``cls``'s docstring, on one line, without reST markup
+    (``plasticity-kit plugins`` shows it; a sentence may span several docstring lines)."""
+    paragraph = inspect.cleandoc(cls.__doc__ or "").split("\n\n")[0]
+    text = " ".join(paragraph.split()).replace("``", "")
+    text = re.sub(r":[a-z]+:`~?([^`]+)`", r"\1", text)
+    return _SENTENCE_END.split(text, maxsplit=1)[0]
+
+
 def plugin_table(reg: Registry | None = None) -> list[tuple[str, str, str, str]]:
-    """Rows (plugin, kind, name, first docstring line) for ``plasticity-kit plugins``."""
+    """Rows (plugin, kind, name, first docstring sentence) for ``plasticity-kit plugins``."""
     reg = reg or registry()
     rows = []
     for kind_name, kind in reg.kinds.items():
         for name in kind:
-            doc = (kind.classes[name].__doc__ or "").strip().splitlines()
-            rows.append((kind.owners[name], kind_name, name, doc[0] if doc else ""))
+            rows.append((kind.owners[name], kind_name, name, summary(kind.classes[name])))
     return sorted(rows)

@@ -195,7 +195,7 @@ def test_run_without_the_extra_completes_and_says_so_once(tmp_path, monkeypatch)
     assert result.status == "completed"
     skipped = [line for line in lines if "skipped" in line]
     assert len(skipped) == 1
-    assert "'fid'" in skipped[0] and "pip install 'plasticity-kit[fid]'" in skipped[0]
+    assert "'fid'" in skipped[0] and 'pip install -e ".[fid]"' in skipped[0]
     assert "fid" not in result.metrics and "overlap_index" in result.metrics["network"]
 
 

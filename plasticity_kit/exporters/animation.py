@@ -1,9 +1,12 @@
 """Receptive fields evolving over training, as an animated colormap (GIF, or MP4 with ffmpeg).
 
-Each frame tiles every neuron's recorded weights, reshaped to the data's images, scaled per
-neuron by its largest magnitude (w / max|w| in [−1, 1], diverging colormap: red excitatory,
-blue inhibitory), as the receptive-field movies of the plasticity library's MNIST examples
-(Curti et al. 2023).  Colour images are shown in colour, min–max scaled per neuron.  Frames are
+Each frame tiles every neuron's recorded weights, reshaped to the data's images.  The colours
+suit the sign of the trained weights (the last recorded frame): signed weights are scaled per
+neuron by their largest magnitude (w / max|w| in [−1, 1]) on a diverging colormap with symmetric
+limits (red excitatory, blue inhibitory), as the receptive-field movies of the plasticity
+library's MNIST examples (Curti et al. 2023); one-signed weights (e.g. BCM on faces, all positive)
+are min–max scaled per neuron to [0, 1] on a grey scale, as the synthetic images of
+``synthetic.png``.  Colour images are shown in colour, min–max scaled per neuron.  Frames are
 read from the run file one at a time (:meth:`plasticity_kit.replay.Trajectory.frames`).
 """
 from __future__ import annotations
@@ -21,10 +24,26 @@ from .base import Exporter
 FORMATS = (".gif", ".mp4")
 
 
-def mosaic(weights: np.ndarray, image_shape: tuple, columns: int | None = None) -> np.ndarray:
+AUTO = "auto"
+SIGNED_CMAP, ONE_SIGNED_CMAP = "bwr", "gray"
+
+
+def colour_scale(frame: np.ndarray, cmap: str = AUTO) -> tuple[str, str, float, float]:
+    """(colormap, tile scaling, vmin, vmax) for weights like ``frame``: ``peak`` scaling
+    (w / max|w|) with symmetric limits [−1, 1] when the weights take both signs, else ``minmax``
+    scaling to [0, 1]; ``cmap`` ``auto`` picks a diverging (bwr) or grey colormap accordingly."""
+    frame = np.asarray(frame)
+    signed = bool(frame.size) and frame.min() < 0 < frame.max()
+    if cmap == AUTO:
+        cmap = SIGNED_CMAP if signed else ONE_SIGNED_CMAP
+    return (cmap, "peak", -1.0, 1.0) if signed else (cmap, "minmax", 0.0, 1.0)
+
+
+def mosaic(weights: np.ndarray, image_shape: tuple, columns: int | None = None, scaling: str = "peak") -> np.ndarray:
     """Tile ``weights`` (n_neurons, prod(image_shape)) into one image with a 1-pixel gap (NaN).
 
-    Grey images: each tile is w / max|w| (in [−1, 1]); colour (H, W, 3) images: min–max per tile.
+    Grey images: each tile is w / max|w| (in [−1, 1]) with ``scaling="peak"``, or min–max scaled
+    to [0, 1] with ``scaling="minmax"``; colour (H, W, 3) images: min–max per tile.
     """
     w = np.asarray(weights, dtype=np.float64)
     n = w.shape[0]
@@ -40,7 +59,7 @@ def mosaic(weights: np.ndarray, image_shape: tuple, columns: int | None = None) 
     out = np.full((rows * (h + 1) - 1, cols * (wd + 1) - 1) + ((image_shape[2],) if colour else ()), gap)
     for i in range(n):
         tile = w[i].reshape(image_shape)
-        if colour:
+        if colour or scaling == "minmax":
             lo, span = tile.min(), np.ptp(tile)
             tile = (tile - lo) / span if span > 0 else np.full_like(tile, 0.5)
         else:
@@ -67,9 +86,10 @@ def writer_for(path: Path, fps: float, key: str = "--animate"):
 
 
 def animate(trajectory, path, *, field: str = "weights", every: int = 1, fps: float = 10.0,
-            cmap: str = "bwr", columns: int | None = None, scale: float = 1.5, key: str = "--animate") -> tuple[Path, int]:
+            cmap: str = AUTO, columns: int | None = None, scale: float = 1.5, key: str = "--animate") -> tuple[Path, int]:
     """Write the animation of ``field`` over the recorded frames (every ``every``-th, the last
-    always included) to ``path``; returns (path, number of frames written)."""
+    always included) to ``path``; returns (path, number of frames written).  ``cmap``: a matplotlib
+    colormap, or ``auto`` (see :func:`colour_scale`)."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -77,8 +97,8 @@ def animate(trajectory, path, *, field: str = "weights", every: int = 1, fps: fl
 
     path = Path(path)
     writer = writer_for(path, fps, key)
-    if cmap not in matplotlib.colormaps:
-        raise SpecError("--cmap", f"unknown matplotlib colormap {cmap!r} (e.g. bwr, RdBu_r, viridis, gray)")
+    if cmap != AUTO and cmap not in matplotlib.colormaps:
+        raise SpecError("--cmap", f"unknown matplotlib colormap {cmap!r} (auto, or e.g. bwr, RdBu_r, viridis, gray)")
     shape = trajectory.image_shape
     if field not in trajectory:
         raise SpecError("--field", f"{trajectory.path} has no recorded field {field!r}; "
@@ -89,7 +109,8 @@ def animate(trajectory, path, *, field: str = "weights", every: int = 1, fps: fl
                                    f"{'x'.join(map(str, shape)) if shape else '?'} image per neuron")
     if len(trajectory) == 0:
         raise SpecError("--animate", f"{trajectory.path} has no recorded frame yet")
-    first = mosaic(trajectory[field][0], shape, columns)
+    cmap, scaling, vmin, vmax = colour_scale(trajectory[field][-1], cmap)
+    first = mosaic(trajectory[field][0], shape, columns, scaling)
     dpi, band = 100, 30  # title band in pixels; even sizes for the yuv420p of MP4
     width_px = 2 * math.ceil(first.shape[1] * scale / 2)
     height_px = 2 * math.ceil(first.shape[0] * scale / 2)
@@ -97,7 +118,7 @@ def animate(trajectory, path, *, field: str = "weights", every: int = 1, fps: fl
     ax = fig.add_axes((0, 0, 1, height_px / (height_px + band)))
     ax.axis("off")
     colormap = matplotlib.colormaps[cmap].with_extremes(bad="white")
-    image = ax.imshow(first, cmap=colormap, vmin=-1.0, vmax=1.0, interpolation="nearest")
+    image = ax.imshow(first, cmap=colormap, vmin=vmin, vmax=vmax, interpolation="nearest")
     title = fig.text(0.5, 0.995, "", ha="center", va="top", fontsize=9)
     epochs = trajectory.epochs
     steps = trajectory.steps
@@ -106,7 +127,7 @@ def animate(trajectory, path, *, field: str = "weights", every: int = 1, fps: fl
     path.parent.mkdir(parents=True, exist_ok=True)
     with writer.saving(fig, str(path), dpi=dpi):
         for step, weights in trajectory.frames(field, every=every):
-            image.set_data(mosaic(weights, shape, columns))
+            image.set_data(mosaic(weights, shape, columns, scaling))
             title.set_text(f"{trajectory.attrs.get('name', '')}: {field}, step {step}, epoch {epochs[index[step]]}")
             writer.grab_frame()
             n += 1
@@ -123,7 +144,8 @@ class Animation(Exporter):
         Option("field", "string", "weights", "recorded field to animate (one image per neuron)"),
         Option("every", "integer", 1, "use every N-th recorded frame", low=1),
         Option("fps", "number", 10.0, "frames per second", low=0, low_open=True),
-        Option("cmap", "string", "bwr", "matplotlib colormap"),
+        Option("cmap", "string", AUTO, "matplotlib colormap, or auto: diverging (bwr, limits ±max|w|) for "
+               "signed weights, grey (min–max per neuron) for one-signed weights"),
     )
 
     def export(self, result, out_dir):

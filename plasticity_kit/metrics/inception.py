@@ -27,7 +27,7 @@ from .base import MetricUnavailable
 DIMS = (64, 192, 768, 2048)
 WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
 WEIGHTS_URL = f"https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/{WEIGHTS_FILE}"
-INSTALL_HINT = "install the optional extra: pip install 'plasticity-kit[fid]'"
+INSTALL_HINT = 'install the optional extra: pip install -e ".[fid]" in the plasticity-kit source folder'
 
 _MODELS: dict = {}
 
