@@ -63,6 +63,33 @@ def test_ranking_kernel_matches_reference(dtype, p, k):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("p", [3.0, 4.5])
+def test_kept_powered_weights_give_the_fresh_ones_bit_for_bit(dtype, p):
+    """The rule keeps sign(W)|W|^(p−1) between steps and the kernel refreshes only the rows it
+    changes: weights and powered weights equal a fresh computation every step, bit for bit, also
+    after end_epoch re-orthogonalises the weights (the kept copy is dropped)."""
+    from plasticity_kit.kernels.krotov import powered_weights
+
+    rule = make_rule("krotov_hopfield", {"p": p, "k": 3, "orthogonalize": True}, n_inputs=64, n_neurons=12,
+                     dtype=np.dtype(dtype).name)
+    state = rule.init_state(np.random.default_rng(2))
+    fresh = state["weights"].copy()
+    X = np.ascontiguousarray(digits(60).astype(dtype))
+    for epoch in range(2):
+        for t in range(3):
+            batch = np.ascontiguousarray(X[t * 20:(t + 1) * 20])
+            rule.step(state, batch)
+            ranking_step(fresh, batch, rule._learning_rate(state), p, 3, 0.4, 1e-30)
+            np.testing.assert_array_equal(state["weights"], fresh)
+            expected = np.empty_like(fresh)
+            powered_weights(fresh, p, expected)
+            np.testing.assert_array_equal(rule._powered[1], expected)
+        rule.end_epoch(state, epoch + 1)
+        assert rule._powered is None
+        fresh = state["weights"].copy()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_ranking_step_by_hand(dtype):
     """I = W·x = (1, 0, 0.5): unit 0 wins (g = 1), unit 2 ranks 2nd (g = −Δ).
     ds_0 = x − 1·W_0 = 0;  ds_2 = −0.4 (x − 0.5 W_2) = (−0.3, 0.1);  max|ds| = 0.3;

@@ -92,6 +92,7 @@ class KrotovHopfield(Rule):
             raise SpecError("model.rule.params.k",
                             f"expected an integer in [2, {model.n_neurons}] (at most model.n_neurons), got {k}")
         self.epochs = getattr(model, "epochs", None)
+        self._powered = None  # (weights array, its powered weights), see _powered_of
 
     def init_state(self, rng):
         state = super().init_state(rng)
@@ -101,6 +102,24 @@ class KrotovHopfield(Rule):
     def end_epoch(self, state, epoch):
         super().end_epoch(state, epoch)
         state["epoch"][0] = epoch
+        self._powered = None  # end_epoch may change the weights (orthogonalize)
+
+    def _powered_of(self, W: np.ndarray) -> np.ndarray | None:
+        """sign(W)|W|^(p−1) of the weights ``W`` (rows stacked), kept between the steps on the
+        same array: the kernel recomputes only the rows a step changes (at most 2·B of them)
+        instead of all of them.  Computed afresh for another array and after ``end_epoch``;
+        whoever changes the weights other than through ``step`` must set ``_powered = None``.
+        None for p = 2 (the powered weights are W)."""
+        from ..kernels.krotov import powered_weights
+
+        if self.params["p"] == 2.0:
+            return None
+        if self._powered is None or self._powered[0] is not W:
+            flat = W.reshape(-1, W.shape[-1])
+            out = np.empty_like(flat)
+            powered_weights(flat, self.params["p"], out)
+            self._powered = (W, out)
+        return self._powered[1]
 
     def learning_rate(self, epoch: int) -> float:
         """eps in the given epoch (0-based): eps0·(1 − epoch/epochs), or eps0 for the constant
@@ -115,7 +134,7 @@ class KrotovHopfield(Rule):
 
     def step(self, state, batch):
         """One ranking step; a stacked state (weights R × n × D, ``model.replicas``) steps its R
-        networks in one kernel call."""
+        networks in one kernel call.  The powered weights are kept between steps (``_powered_of``)."""
         from ..kernels.krotov import ranking_step
 
         p = self.params
@@ -125,7 +144,7 @@ class KrotovHopfield(Rule):
         if not W.flags.c_contiguous:
             raise ValueError("Krotov-Hopfield weights must be C-contiguous (the kernel updates them in place)")
         ranking_step(W.reshape(-1, W.shape[-1]), X, self._learning_rate(state), p["p"], p["k"], p["delta"],
-                     p["precision"], replicas=R)
+                     p["precision"], replicas=R, powered=self._powered_of(W))
 
     def synthesize(self, state):
         """Each unit's weights as grey levels with 0 at mid-grey: 0.5 + W/(2 max|W_μ|)."""
