@@ -11,7 +11,7 @@ import shutil
 import sys
 import textwrap
 
-from .errors import DataError, PluginError, RunFileError, SpecError
+from .errors import DataError, PluginError, RunFileError, SpecError, one_line
 
 EXIT_DIVERGED, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED = 1, 2, 3, 130
 EXIT_INTERNAL = 70  # an unexpected exception (a bug): sysexits' EX_SOFTWARE
@@ -232,15 +232,46 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _terminated(signum, frame):
-    raise KeyboardInterrupt
-
-
 def main(argv=None) -> int:
-    if (sys.argv[1:] if argv is None else list(argv))[:1] == ["run"]:
-        import signal
+    if (sys.argv[1:] if argv is None else list(argv))[:1] != ["run"]:
+        return _command(argv)
+    return _run_command(argv)
 
-        signal.signal(signal.SIGTERM, _terminated)  # before the slow imports: SIGTERM ends a run with 130
+
+def _run_command(argv) -> int:
+    """``run``: Ctrl-C and SIGTERM held back while the modules load (an import cut short can
+    leave numpy half-loaded), then raised as KeyboardInterrupt: a run stopped at any instant
+    exits 130 with its file closed (the training loop and the writes hold them back again)."""
+    import signal
+
+    held: list = []
+    previous = {sig: signal.signal(sig, lambda signum, frame: held.append(signum))
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        build_parser()
+        from . import runner  # noqa: F401 - the slow imports, signals held
+        from .plugins import registry
+        from .scheduler import Terminated
+
+        registry()  # the plugins, the kernels among them
+
+        def terminated(signum, frame):
+            raise Terminated()
+
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, terminated)
+        if held:
+            raise KeyboardInterrupt
+        return _command(argv)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        for sig, handler in previous.items():  # the run has ended: in a process of its own, a signal
+            signal.signal(sig, signal.SIG_IGN if argv is None else handler)  # at exit changes nothing
+
+
+def _command(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         status = args.func(args)
@@ -249,7 +280,7 @@ def main(argv=None) -> int:
     except BrokenPipeError:
         return _stdout_closed()
     except (SpecError, DataError, PluginError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)  # one line, whatever the user's keys hold
         return EXIT_BAD_INPUT
     except RunFileError as exc:
         print(f"error: {exc}", file=sys.stderr)

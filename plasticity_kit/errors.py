@@ -1,6 +1,15 @@
 """Errors a user sees: each names where the problem is and what was expected."""
 
 
+_LINE_BREAKS = {c: repr(chr(c))[1:-1] for c in (*range(0x20), 0x7F, 0x85, 0x2028, 0x2029)}
+
+
+def one_line(text: str) -> str:
+    """``text`` with line breaks and other control characters escaped (``\\n``, ``\\x00``), so that
+    an error naming a user's key or value stays one line."""
+    return str(text).translate(_LINE_BREAKS)
+
+
 class PlasticityKitError(Exception):
     """Base class of every error plasticity-kit raises on purpose."""
 
@@ -21,7 +30,7 @@ class SpecError(PlasticityKitError):
 
     def __str__(self) -> str:
         parts = [p for p in (self.source, self.key) if p]
-        return ": ".join(parts + [self.message])
+        return one_line(": ".join(parts + [self.message]))
 
     def with_source(self, source: str) -> "SpecError":
         return SpecError(self.key, self.message, source)

@@ -176,9 +176,10 @@ def _expand(raw: dict, source: str, validate: bool, sizes: dict | None = None) -
     if problem:
         raise SpecError("name", f"expected a sweep name that is a file name (it names the output folder), "
                         f"got {describe(name)} ({problem})")
+    for section in ("output", "schedule", "model"):  # each run's seed, folder and replicas are set in these
+        if base.get(section) is not None and not isinstance(base[section], dict):
+            raise SpecError(section, f"expected a mapping, got {describe(base[section])}")
     output = base.get("output") or {}
-    if not isinstance(output, dict):
-        raise SpecError("output", f"expected a mapping, got {describe(output)}")
     directory = Path(output.get("dir", "runs")) / name
 
     keys = list(grid) + list(zipped)
@@ -197,6 +198,11 @@ def _expand(raw: dict, source: str, validate: bool, sizes: dict | None = None) -
                     raise SpecError("sweep", f"two runs would both be named {rname!r}; make the swept values distinct")
                 names.add(rname)
                 run_raw = apply_overrides(base, [(k, copy.deepcopy(v)) for k, v in params.items()])
+                for section in ("output", "schedule", "model"):
+                    if run_raw.get(section) is not None and not isinstance(run_raw[section], dict):
+                        section_key = "grid" if section in grid else "zip"
+                        raise SpecError(f"sweep.{section_key}.{section}", f"expected a mapping, got "
+                                        f"{describe(run_raw[section])} (run {rname})")
                 run_raw["name"] = rname
                 run_raw["output"] = {**(run_raw.get("output") or {}), "dir": str(directory)}
                 run_raw["schedule"] = {**(run_raw.get("schedule") or {}), "seed": seeds[r]}
@@ -288,6 +294,7 @@ def run_sweep(sweep: Sweep, executor, log=print) -> list[dict]:
     """
     from .aggregate import write_table
     from .executors import run_task
+    from .scheduler import Terminated, signals_raise
 
     records, todo = {}, []
     for run in sweep.runs:
@@ -298,11 +305,22 @@ def run_sweep(sweep: Sweep, executor, log=print) -> list[dict]:
             todo.append(run)
     log(f"{sweep.name}: {len(sweep.runs)} runs, {len(records)} already completed, {len(todo)} to run")
     order = {run.name: i for i, run in enumerate(sweep.runs)}
-    for record in executor.map(run_task, todo):
-        records[record["name"]] = record
-        log(f"[{len(records)}/{len(sweep.runs)}] {record['name']}: {record['status']} in {record['seconds']:.1f} s"
-            + (f" — {record['message']}" if record["status"] == "failed" else ""))
+    try:
+        with signals_raise():  # SIGTERM → Terminated here too: the executor stops its workers
+            for record in executor.map(run_task, todo):
+                records[record["name"]] = record
+                log(f"[{len(records)}/{len(sweep.runs)}] {record['name']}: {record['status']} in "
+                    f"{record['seconds']:.1f} s" + (f" — {record['message']}" if record["status"] != "completed" else ""))
+                write_table(sorted(records.values(), key=lambda r: order[r["name"]]), sweep)
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM (Terminated): what did not finish is interrupted
+        why = "SIGTERM" if isinstance(exc, Terminated) else "Ctrl-C"
+        for run in todo:
+            if run.name not in records:
+                records[run.name] = {"name": run.name, "repeat": run.repeat, "seed": run.seed, "params": run.params,
+                                     "status": "interrupted", "message": f"the sweep was stopped ({why})",
+                                     "metrics": {}, "seconds": 0.0}
         write_table(sorted(records.values(), key=lambda r: order[r["name"]]), sweep)
+        raise
     rows = sorted(records.values(), key=lambda r: order[r["name"]])
     write_table(rows, sweep)
     return rows

@@ -1,0 +1,283 @@
+"""Property-based fuzzing of specs: whatever a user types, ``validate`` answers in one line.
+
+At least :data:`EXAMPLES` specs are generated per run (Hypothesis, derandomized, no example
+database, so CI sees the same ones every time): the shipped specs under ``specs/`` mutated —
+values replaced by wrong types, out-of-range, huge or negative numbers, NaN/inf, unicode, NUL and
+long strings, deep nesting, mappings with non-text keys, other plugin names; keys deleted or added;
+random ``--set`` overrides.  Each goes through ``plasticity-kit validate`` in-process (the CLI's
+``main`` with its output captured) and must end with exit 0, or exit 2 and exactly one
+``error: …`` line — never a traceback, never exit 1 (diverged) or 70 (internal error).  A few
+accepted specs are then taken through the start of ``run`` (data, rule, initial state): a spec
+that validates must not crash there.
+
+The shipped specs' data come from small stand-ins written here (MNIST IDX files, CIFAR-10 python
+batches in the real format); their sweeps are cut to two values per key and their MNIST
+selections to the stand-in's size, so that an example costs milliseconds.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import math
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cifar_format import write_batches
+from plasticity_kit.cli import main
+from plasticity_kit.datasets import cifar10
+from plasticity_kit.plugins import registry
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = 1000
+RUN_STARTS = 25  # accepted specs taken through the start of run
+RUN_START_BYTES = 256 << 20  # … when their memory estimate is below this
+
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None, print_blob=True,
+                suppress_health_check=list(HealthCheck))
+
+
+def _trim(spec: dict) -> dict:
+    """A shipped spec made cheap to validate: sweeps of 2 values per key, MNIST selections that fit
+    the stand-in's 1,000 test images."""
+    spec = copy.deepcopy(spec)
+    sweep = spec.get("sweep")
+    if isinstance(sweep, dict):
+        for section in ("grid", "zip"):
+            for key, values in (sweep.get(section) or {}).items():
+                sweep[section][key] = values[:2]
+        sweep["repeats"] = min(sweep.get("repeats", 1), 2)
+    params = (spec.get("data") or {}).get("params") or {}
+    if spec.get("data", {}).get("name") == "mnist":
+        params.update({"range": [0, 800], **({"per_class": 10} if "per_class" in params else {})})
+    for metric in spec.get("metrics") or []:
+        if isinstance(metric, dict) and metric.get("name") == "linear_probe":
+            metric["params"].update({"train": {"name": "mnist", "params": {"split": "test", "range": [0, 800]}},
+                                     "test": {"name": "mnist", "params": {"split": "test", "range": [800, 1000]}}})
+    return spec
+
+
+def _bases() -> list[tuple[str, dict]]:
+    specs = [(p.stem, _trim(yaml.safe_load(p.read_text()))) for p in sorted((REPO / "specs").glob("*.yaml"))]
+    assert len(specs) >= 8, "the shipped specs are the fuzzer's seeds"
+    return specs
+
+
+BASES = _bases()
+
+
+def _write_idx(path: Path, array: np.ndarray) -> None:
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    path.write_bytes(header + array.astype(np.uint8).tobytes())
+
+
+@pytest.fixture(scope="module")
+def stand_in_data(tmp_path_factory):
+    """MNIST test files (1,000 images, 100 per digit) and CIFAR-10 batches (20 images each)."""
+    root = tmp_path_factory.mktemp("fuzz-data")
+    rng = np.random.default_rng(0)
+    mnist = root / "mnist"
+    mnist.mkdir()
+    _write_idx(mnist / "t10k-images-idx3-ubyte", rng.integers(0, 256, size=(1000, 28, 28)))
+    _write_idx(mnist / "t10k-labels-idx1-ubyte", np.arange(1000) % 10)
+    write_batches(root / "cifar", cifar10.TRAIN + cifar10.TEST, n=20)
+    return root
+
+
+@pytest.fixture(scope="module")
+def offline_env(stand_in_data):
+    """Environment of the fuzz: stand-in data, caches in a temporary folder, no network."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PLASTICITY_KIT_MNIST", str(stand_in_data / "mnist"))
+    mp.setenv(cifar10.ENV, str(stand_in_data / "cifar"))
+    mp.setenv("PLASTICITY_KIT_CACHE", str(stand_in_data / "cache"))
+    mp.setenv("XDG_CACHE_HOME", str(stand_in_data / "cache"))
+
+    def refuse(*args, **kwargs):
+        raise urllib.error.URLError("no network in the spec fuzz")
+
+    mp.setattr(urllib.request, "urlopen", refuse)
+    mp.chdir(stand_in_data)
+    yield stand_in_data
+    mp.undo()
+
+
+# -- values a user might type ---------------------------------------------------------------------
+
+HUGE_INTS = [2**31 - 1, 2**31, 2**32, 2**53 + 1, 2**63 - 1, 2**63, 2**64 - 1, 2**64, 10**30, 10**300, -1, -2**63]
+PLUGIN_NAMES = sorted({name for kind in ("rules", "datasets", "optimizers", "activations", "initializers",
+                                         "interactions", "exporters", "metrics")
+                       for name in getattr(registry(), kind)})
+scalars = st.one_of(
+    st.integers(min_value=-2**70, max_value=2**70),
+    st.sampled_from(HUGE_INTS + [0, 1, 2, 3]),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0.0, -0.0, 0.5, 1.0, 1e-300, 1e300, float("nan"), float("inf"), -float("inf")]),
+    st.booleans(),
+    st.none(),
+    st.text(max_size=20),
+    st.text(alphabet=st.sampled_from("a/\\.\0\t\n ~$*&!é😀\u202e"), max_size=12),
+    st.sampled_from(["", ".", "..", "/", "a" * 300, "é" * 200, "x\0y", "1e-3", "inf", "nan", "-1", "0x10",
+                     "null", "~", "yes", "[]", "{}", "*a", "&a"]),
+    st.sampled_from(PLUGIN_NAMES),
+)
+
+
+def _nested(depth: int, leaf):
+    value = leaf
+    for i in range(depth):
+        value = [value] if i % 2 else {"k": value}
+    return value
+
+
+values = st.one_of(
+    scalars,
+    st.lists(scalars, max_size=4),
+    st.dictionaries(st.one_of(st.text(max_size=8), st.integers(-3, 3), st.booleans(), st.none()), scalars,
+                    max_size=3),
+    st.builds(_nested, st.integers(min_value=10, max_value=120), scalars),
+    st.lists(st.lists(st.floats(-2, 2), min_size=1, max_size=4), min_size=1, max_size=4),
+    st.fixed_dictionaries({"name": st.sampled_from(PLUGIN_NAMES)},
+                          optional={"params": st.dictionaries(st.text(max_size=10), scalars, max_size=2)}),
+)
+
+
+def _paths(node, prefix=()) -> list[tuple]:
+    """Every key path in a spec: tuples of dict keys and list indices."""
+    out = []
+    if isinstance(node, dict):
+        for k, v in node.items():
+            out.append(prefix + (k,))
+            out += _paths(v, prefix + (k,))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            out.append(prefix + (i,))
+            out += _paths(v, prefix + (i,))
+    return out
+
+
+def _parent(spec, path):
+    node = spec
+    for part in path[:-1]:
+        node = node[part]
+    return node
+
+
+@st.composite
+def fuzzed_specs(draw):
+    """(spec, --set arguments, what was done) — a shipped spec with 1–4 mutations."""
+    name, base = draw(st.sampled_from(BASES))
+    spec = copy.deepcopy(base)
+    done = [name]
+    for _ in range(draw(st.integers(min_value=1, max_value=4))):
+        paths = _paths(spec)
+        op = draw(st.sampled_from(["set", "set", "set", "delete", "add", "set_section"]))
+        if op == "set_section" or not paths:
+            key = draw(st.sampled_from(["name", "description", "data", "model", "schedule", "record", "output",
+                                        "exporters", "metrics", "sweep", "extra"]))
+            spec[key] = draw(values)
+            done.append(f"{key}=…")
+            continue
+        path = draw(st.sampled_from(paths))
+        parent = _parent(spec, path)
+        if op == "set":
+            parent[path[-1]] = draw(values)
+        elif op == "delete":
+            del parent[path[-1]]
+        else:
+            target = parent[path[-1]]
+            if isinstance(target, dict):
+                target[draw(st.one_of(st.text(max_size=12), st.integers(-5, 5), st.booleans()))] = draw(values)
+            elif isinstance(target, list):
+                target.append(draw(values))
+            else:
+                parent[path[-1]] = [target, draw(values)]
+        done.append(f"{op} {'.'.join(map(str, path))}")
+    overrides = []
+    for _ in range(draw(st.integers(min_value=0, max_value=2))):
+        dotted = [".".join(map(str, p)) for p in _paths(base) if all(isinstance(x, str) for x in p)]
+        key = draw(st.one_of(st.sampled_from(dotted), st.text(max_size=15)))
+        text = draw(st.one_of(values.map(lambda v: yaml.safe_dump(v, default_flow_style=True, width=10**6)
+                                         .removesuffix("\n...\n").strip()),
+                              st.text(max_size=20)))
+        overrides.append(f"{key}={text}" if draw(st.booleans()) or "=" in key else key)
+    return spec, overrides, done
+
+
+def cli(*args) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            status = main([str(a) for a in args])
+        except SystemExit as exc:  # argparse: a --set that looks like an option
+            status = exc.code
+    return status, out.getvalue(), err.getvalue()
+
+
+def _run_start(path: Path, overrides: list[str]) -> bool:
+    """What ``run`` does before training — resolve, preflight (data, batch, memory, rule), initial
+    state — for a spec that validated; False (nothing allocated) when the run is too big to try here."""
+    from plasticity_kit.runner import seed_streams
+    from plasticity_kit.spec import load_spec, preflight
+
+    spec = load_spec(path, overrides)
+    data, rule = preflight(spec)
+    if spec.memory.total > RUN_START_BYTES:
+        return False
+    state = rule.init_state(seed_streams(spec.schedule["seed"])["init"])
+    assert state and all(isinstance(v, np.ndarray) for v in state.values())
+    return True
+
+
+def test_fuzzed_specs_validate_in_one_line_or_pass(offline_env):
+    path = offline_env / "fuzzed.yaml"
+    seen = {"examples": 0, "valid": 0, "refused": 0, "run_starts": 0}
+
+    @FUZZ
+    @given(fuzzed_specs())
+    def check(case):
+        spec, overrides, done = case
+        path.write_text(yaml.safe_dump(spec, allow_unicode=False, width=10**6))
+        args = [f"--set={o}" for o in overrides]
+        status, out, err = cli("validate", path, *args)
+        seen["examples"] += 1
+        assert "Traceback" not in err, f"{done}\n{err}"
+        assert status in (0, 2), f"{done}: exit {status}\n{err}"
+        if status == 2:
+            lines = err.splitlines()
+            assert len(lines) == 1 and lines[0].startswith("error: "), f"{done}\n{err}"
+            seen["refused"] += 1
+            return
+        seen["valid"] += 1
+        if seen["run_starts"] < RUN_STARTS and "sweep" not in out and _run_start(path, overrides):
+            seen["run_starts"] += 1
+
+    check()
+    print(f"fuzzed specs: {seen}")
+    assert seen["examples"] >= EXAMPLES
+    assert seen["valid"] >= 20 and seen["refused"] >= EXAMPLES // 2
+    assert seen["run_starts"] >= 5
+
+
+@pytest.mark.parametrize("name, base", BASES, ids=[b[0] for b in BASES])
+def test_trimmed_shipped_specs_validate(offline_env, name, base):
+    """The fuzzer's seeds are valid, so mutations start from specs that get all the way through."""
+    path = offline_env / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(base))
+    status, out, err = cli("validate", path)
+    assert status == 0, err
+    assert "valid" in out
+
+
+def test_stand_in_batches_are_the_real_format(offline_env):
+    from cifar_format import REAL_GLOBALS, globals_of
+
+    raw = (offline_env / "cifar" / "data_batch_1").read_bytes()
+    assert globals_of(raw) == REAL_GLOBALS and math.isclose(len(raw), 20 * 3072, rel_tol=0.1)
