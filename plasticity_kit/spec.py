@@ -356,27 +356,40 @@ def _resolve(raw: dict, source: str, reg: Registry) -> RunSpec:
 
     # model
     model_raw = _section(raw, "model")
-    _check_keys(model_raw, MODEL_KEYS, "model")
-    if "rule" not in model_raw:
-        raise SpecError("model.rule", f"missing; expected one of the installed rules: {', '.join(reg.rules)}")
-    rule_name, rule_params = _plugin_ref(model_raw["rule"], "model.rule")
-    rule_cls = reg.rules.get(rule_name, "model.rule.name" if isinstance(model_raw["rule"], dict) else "model.rule")
-    params = rule_cls.options.validate(rule_params, "model.rule.params")
-    params = _resolve_paths(params, rule_cls.options, base_dir)
-    basic = MODEL.validate({k: v for k, v in model_raw.items() if k in ("n_neurons", "dtype", "replicas")}, "model")
-    components = {}
-    for comp in COMPONENTS:
-        value = model_raw.get(comp)
-        if comp not in rule_cls.uses:
-            if value is not None:
-                raise SpecError(f"model.{comp}", f"rule '{rule_name}' does not use an {comp}; remove this key")
-            continue
-        if value is None:
-            value = rule_cls.defaults.get(comp)
+    if "layers" in model_raw:  # a stack of layers (plasticity_kit.model.stack)
+        from .model.stack import resolve_layers
+
+        rule_cls, model, model_resolved = resolve_layers(model_raw, reg, base_dir)
+        rule_name, basic = "stack", {"replicas": 1}
+    else:
+        _check_keys(model_raw, MODEL_KEYS, "model")
+        if "rule" not in model_raw:
+            raise SpecError("model.rule", f"missing; expected one of the installed rules: {', '.join(reg.rules)}")
+        rule_name, rule_params = _plugin_ref(model_raw["rule"], "model.rule")
+        rule_cls = reg.rules.get(rule_name, "model.rule.name" if isinstance(model_raw["rule"], dict) else "model.rule")
+        params = rule_cls.options.validate(rule_params, "model.rule.params")
+        params = _resolve_paths(params, rule_cls.options, base_dir)
+        basic = MODEL.validate({k: v for k, v in model_raw.items() if k in ("n_neurons", "dtype", "replicas")}, "model")
+        components = {}
+        for comp in COMPONENTS:
+            value = model_raw.get(comp)
+            if comp not in rule_cls.uses:
+                if value is not None:
+                    raise SpecError(f"model.{comp}", f"rule '{rule_name}' does not use an {comp}; remove this key")
+                continue
             if value is None:
-                raise SpecError(f"model.{comp}", f"missing; rule '{rule_name}' needs an {comp}")
-        components[comp] = _build(getattr(reg, comp + "s"), value, f"model.{comp}", base_dir)
-    model = Model(n_inputs=0, n_neurons=basic["n_neurons"], dtype=np.dtype(basic["dtype"]), params=params, **components)
+                value = rule_cls.defaults.get(comp)
+                if value is None:
+                    raise SpecError(f"model.{comp}", f"missing; rule '{rule_name}' needs an {comp}")
+            components[comp] = _build(getattr(reg, comp + "s"), value, f"model.{comp}", base_dir)
+        model = Model(n_inputs=0, n_neurons=basic["n_neurons"], dtype=np.dtype(basic["dtype"]), params=params, **components)
+        model_resolved = {
+            "rule": {"name": rule_name, "params": params},
+            "n_neurons": model.n_neurons,
+            "dtype": basic["dtype"],
+            "replicas": basic["replicas"],
+            **{comp: obj.to_config() for comp, obj in components.items()},
+        }
 
     # schedule
     schedule = SCHEDULE.validate(_section(raw, "schedule"), "schedule")
@@ -428,13 +441,7 @@ def _resolve(raw: dict, source: str, reg: Registry) -> RunSpec:
         "name": name,
         "description": description,
         "data": dataset.to_config(),
-        "model": {
-            "rule": {"name": rule_name, "params": params},
-            "n_neurons": model.n_neurons,
-            "dtype": basic["dtype"],
-            "replicas": basic["replicas"],
-            **{comp: obj.to_config() for comp, obj in components.items()},
-        },
+        "model": model_resolved,
         "schedule": schedule,
         "record": record,
         "output": output,

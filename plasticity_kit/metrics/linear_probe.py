@@ -109,6 +109,9 @@ class LinearProbe(Metric):
         Option("m", "number", 6.0, "exponent m of the paper's loss Σ|c − t|^m", low=1, low_open=True),
         Option("l2", "number", 1e-4, "L2 penalty of the softmax read-out", low=0),
         Option("max_iter", "integer", 200, "L-BFGS iterations of each read-out fit", low=1),
+        Option("untrained", "bool", False, "also read out the same rule at its initial state (random weights drawn "
+               "with the run's seed; a stack's normalisation statistics fitted to the training data), reported as "
+               "<readout>_untrained_accuracy"),
         checks=(
             lambda p: ("test", "missing; expected the labelled data set to test on, e.g. "
                                "{name: mnist, params: {split: test}}") if p["test"] is None else None,
@@ -160,10 +163,21 @@ class LinearProbe(Metric):
             predict = tanh_readout(F_train, y_train, n_classes, self.beta, self.m, self.max_iter)
         return predict(F_test), predict(F_train)
 
-    def features(self, ctx: MetricContext, X: np.ndarray) -> np.ndarray:
-        """f = relu(h)^n, h = rule.transform(state, x), in float64."""
-        h = np.asarray(ctx.rule.transform(ctx.state, X), dtype=np.float64)
+    def features(self, ctx: MetricContext, X: np.ndarray, state: dict | None = None) -> np.ndarray:
+        """f = relu(h)^n, h = rule.transform(state, x) (default: the run's state), in float64."""
+        h = np.asarray(ctx.rule.transform(ctx.state if state is None else state, X), dtype=np.float64)
         return np.maximum(h, 0.0) ** self.n
+
+    def untrained_state(self, ctx: MetricContext, X_train: np.ndarray) -> dict:
+        """The rule's initial state as the run drew it (its seed's ``init`` stream); a rule with
+        statistics to fit (``calibrate``, e.g. a stack's batch normalisation) fits them to ``X_train``."""
+        from ..runner import seed_streams
+
+        seed = ctx.spec.schedule["seed"] if getattr(ctx.spec, "schedule", None) else 0
+        state = ctx.rule.init_state(seed_streams(seed)["init"])
+        if hasattr(ctx.rule, "calibrate"):
+            ctx.rule.calibrate(state, X_train)
+        return state
 
     def compute(self, ctx: MetricContext):
         start = time.perf_counter()
@@ -187,6 +201,14 @@ class LinearProbe(Metric):
                                              np.asarray(X_test, np.float64), k)
                 self._loaded[baseline] = float((pixels == y_te).mean())
             out[baseline] = self._loaded[baseline]
+            twin = f"{readout}_untrained_accuracy"
+            if self.untrained and twin not in self._loaded:  # the untrained twin does not change either
+                state = self.untrained_state(ctx, X_train)
+                twin_pred, _ = self.fit_predict(readout, self.features(ctx, X_train, state), y_tr,
+                                                self.features(ctx, X_test, state), k)
+                self._loaded[twin] = float((twin_pred == y_te).mean())
+            if self.untrained:
+                out[twin] = self._loaded[twin]
         out.update({"chance": 1.0 / k, "n_train": len(y_tr), "n_test": len(y_te),
                     "seconds": time.perf_counter() - start})
         return out

@@ -1,0 +1,329 @@
+"""Layered models: a stack of learned layers (any registered rule, applied densely or
+convolutionally) and non-learned stages, that the scheduler, recorder and replay see as one rule.
+
+Spec::
+
+    model:
+      layers:
+        - {stage: batch_norm}
+        - {rule: {name: softhebb, params: {...}}, n_neurons: 96, conv: {kernel: 5, padding: 2}}
+        - {stage: activation, params: {function: triangle, power: 0.7}}
+        - {stage: max_pool, params: {size: 4, stride: 2, padding: 1}}
+      training: greedy            # or simultaneous
+      input_shape: [28, 28, 1]    # default: a square grey (or RGB) image of the data's size
+
+A learned layer with ``conv`` applies its rule to every k×k×C patch (K = k·k·C inputs, ``n_neurons``
+output channels, weights tied across positions): the rule steps on the batch's patches as samples
+(im2col, :mod:`plasticity_kit.kernels.conv`) and its responses W·p are computed by the fused
+convolution kernel; without ``conv`` the rule sees the whole (flattened) input.  ``greedy`` trains
+the learned layers one after the other, ``schedule.epochs`` split evenly between them, each on the
+output of the frozen layers below; ``simultaneous`` steps every learned layer on every batch.
+
+The stack's state is one flat dict, ``layers/<i>/<field>`` for layer i's arrays plus ``epoch``,
+so that the run file holds every layer as an HDF5 group ``layers/<i>/…``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import SpecError
+from ..options import Option, Schema, describe, unknown_key_error
+from ..rules.base import COMPONENTS, Model, Rule
+from .conv import Geometry, conv, im2col
+from .stages import STAGES
+
+LAYER_KEYS = ("rule", "n_neurons", "conv") + COMPONENTS
+STAGE_KEYS = ("stage", "params")
+MODEL_KEYS = ("layers", "training", "input_shape", "dtype")
+RESOLVED_KEYS = ("rule", "n_neurons", "replicas")
+"""Keys of the resolved section (``rule: {name: stack}``, the top layer's ``n_neurons``, ``replicas: 1``),
+there for readers of run files that expect every model to name its rule; accepted back unchanged."""
+CONV = Schema(
+    Option("kernel", "integer", doc="side k of the k×k patches", low=1),
+    Option("stride", "integer", 1, "step between patches", low=1),
+    Option("padding", "integer", 0, "zeros added on every side of the input maps", low=0),
+)
+TRAINING = ("greedy", "simultaneous")
+CHUNK = 256  # images per block of the transform (bounds the memory of the feature maps)
+
+
+@dataclass
+class LayerConfig:
+    """A validated ``model.layers[i]`` entry: a learned layer (``rule_class``) or a stage (``stage_class``)."""
+
+    key: str
+    rule_class: type | None = None
+    params: dict = field(default_factory=dict)
+    n_neurons: int = 0
+    conv: dict | None = None
+    components: dict = field(default_factory=dict)
+    stage_class: type | None = None
+    resolved: dict = field(default_factory=dict)
+
+
+def _layer_config(entry: Any, key: str, reg, base_dir) -> LayerConfig:
+    from ..spec import _build, _check_keys, _plugin_ref, _resolve_paths
+
+    if not isinstance(entry, dict):
+        raise SpecError(key, f"expected a learned layer {{rule: ..., n_neurons: ...}} or a stage {{stage: ...}}, "
+                             f"got {describe(entry)}")
+    if "stage" in entry:
+        _check_keys(entry, STAGE_KEYS, key)
+        name = entry["stage"]
+        if name not in STAGES:
+            raise SpecError(f"{key}.stage", f"expected one of {', '.join(STAGES)}, got {describe(name)}")
+        cls = STAGES[name]
+        params = cls.options.validate(entry.get("params"), f"{key}.params")
+        return LayerConfig(key, stage_class=cls, params=params, resolved={"stage": name, "params": params})
+    _check_keys(entry, LAYER_KEYS, key)
+    if "rule" not in entry:
+        raise SpecError(f"{key}.rule", f"missing; expected a stage ({', '.join(STAGES)}) or one of the installed "
+                                       f"rules: {', '.join(reg.rules)}")
+    rule_name, rule_params = _plugin_ref(entry["rule"], f"{key}.rule")
+    rule_cls = reg.rules.get(rule_name, f"{key}.rule.name" if isinstance(entry["rule"], dict) else f"{key}.rule")
+    params = _resolve_paths(rule_cls.options.validate(rule_params, f"{key}.rule.params"), rule_cls.options, base_dir)
+    n_neurons = Option("n_neurons", "integer", doc="output channels", low=1).coerce(entry.get("n_neurons"),
+                                                                                    f"{key}.n_neurons")
+    conv_params = None if entry.get("conv") is None else CONV.validate(entry["conv"], f"{key}.conv")
+    components = {}
+    for comp in COMPONENTS:
+        value = entry.get(comp)
+        if comp not in rule_cls.uses:
+            if value is not None:
+                raise SpecError(f"{key}.{comp}", f"rule '{rule_name}' does not use an {comp}; remove this key")
+            continue
+        if value is None:
+            value = rule_cls.defaults.get(comp)
+            if value is None:
+                raise SpecError(f"{key}.{comp}", f"missing; rule '{rule_name}' needs an {comp}")
+        components[comp] = _build(getattr(reg, comp + "s"), value, f"{key}.{comp}", base_dir)
+    resolved = {"rule": {"name": rule_name, "params": params}, "n_neurons": n_neurons,
+                **({"conv": conv_params} if conv_params else {}),
+                **{comp: obj.to_config() for comp, obj in components.items()}}
+    return LayerConfig(key, rule_class=rule_cls, params=params, n_neurons=n_neurons, conv=conv_params,
+                       components=components, resolved=resolved)
+
+
+def resolve_layers(model_raw: dict, reg, base_dir=None) -> tuple[type, Model, dict]:
+    """Validate a layered ``model`` section: the stack's rule class (fields named ``layers/<i>/…``),
+    its :class:`Model` and the resolved section recorded in the run file."""
+    for name in model_raw:
+        if name not in MODEL_KEYS + RESOLVED_KEYS:
+            raise unknown_key_error(f"model.{name}", name, MODEL_KEYS)
+    rule = model_raw.get("rule", {"name": Stack.name})
+    if rule not in (Stack.name, {"name": Stack.name}, {"name": Stack.name, "params": {}}):
+        raise SpecError("model.rule", "not allowed beside model.layers: a layered model names its rules inside "
+                                      "model.layers")
+    if model_raw.get("replicas", 1) != 1:
+        raise SpecError("model.replicas", f"expected 1: a layered model has no replicas, got "
+                                          f"{describe(model_raw['replicas'])}")
+    layers = model_raw["layers"]
+    if not isinstance(layers, list) or not layers:
+        raise SpecError("model.layers", f"expected a non-empty list of layers, got {describe(layers)}")
+    configs = [_layer_config(entry, f"model.layers[{i}]", reg, base_dir) for i, entry in enumerate(layers)]
+    learned = [c for c in configs if c.rule_class is not None]
+    if not learned:
+        raise SpecError("model.layers", "expected at least one learned layer (an entry with rule:)")
+    training = model_raw.get("training", "greedy")
+    if training not in TRAINING:
+        raise SpecError("model.training", f"expected one of {', '.join(TRAINING)}, got {describe(training)}")
+    input_shape = model_raw.get("input_shape")
+    if input_shape is not None:
+        input_shape = Option("input_shape", "integers", doc="H, W, C", low=1).coerce(input_shape, "model.input_shape")
+        if len(input_shape) != 3:
+            raise SpecError("model.input_shape", f"expected [height, width, channels], got {describe(input_shape)}")
+    dtype = Option("dtype", "choice", "float32", "", choices=("float32", "float64")).coerce(
+        model_raw.get("dtype", "float32"), "model.dtype")
+
+    fields, record = {"epoch": "epochs completed (the greedy schedule's position)"}, []
+    for i, c in enumerate(configs):
+        own = c.rule_class.fields if c.rule_class is not None else c.stage_class.fields
+        fields.update({f"layers/{i}/{k}": f"layer {i}: {v}" for k, v in own.items()})
+        if c.rule_class is not None:
+            record += [f"layers/{i}/{k}" for k in c.rule_class.default_record]
+    cls = type("Stack", (Stack,), {"fields": fields, "default_record": tuple(record), "__doc__": Stack.__doc__})
+    params = {"layers": configs, "training": training, "input_shape": input_shape}
+    model = Model(n_inputs=0, n_neurons=learned[-1].n_neurons, dtype=np.dtype(dtype), params=params)
+    if model_raw.get("n_neurons", learned[-1].n_neurons) != learned[-1].n_neurons:
+        raise SpecError("model.n_neurons", f"expected {learned[-1].n_neurons} (the top learned layer's) or no value, "
+                                           f"got {describe(model_raw['n_neurons'])}")
+    resolved = {"rule": {"name": Stack.name, "params": {}}, "n_neurons": learned[-1].n_neurons, "dtype": dtype,
+                "replicas": 1, "layers": [c.resolved for c in configs], "training": training,
+                "input_shape": input_shape}
+    return cls, model, resolved
+
+
+def infer_shape(n_inputs: int) -> tuple[int, int, int]:
+    """A square grey image (side² = n) or a square RGB one (3·side² = n)."""
+    for channels in (1, 3):
+        side = int(round(np.sqrt(n_inputs / channels)))
+        if side * side * channels == n_inputs:
+            return side, side, channels
+    raise SpecError("model.input_shape", f"missing; the {n_inputs} inputs are not a square image, say "
+                                         f"[height, width, channels]")
+
+
+class Learned:
+    """A rule applied to the whole input (dense) or to every k×k×C patch (conv, tied weights)."""
+
+    def __init__(self, config: LayerConfig, in_shape, dtype, epochs):
+        H, W, C = in_shape
+        F = config.n_neurons
+        if config.conv is not None:
+            g = Geometry(H, W, C, config.conv["kernel"], config.conv["stride"], config.conv["padding"])
+            if g.out_height < 1 or g.out_width < 1:
+                raise SpecError(f"{config.key}.conv.kernel", f"a {g.kernel}×{g.kernel} kernel (padding {g.padding}) "
+                                f"does not fit the {H}×{W} maps this layer receives")
+            self.geometry, n_inputs, self.out = g, g.patch_size, (g.out_height, g.out_width, F)
+        else:
+            self.geometry, n_inputs, self.out = None, H * W * C, (1, 1, F)
+        model = Model(n_inputs=n_inputs, n_neurons=F, dtype=dtype, params=config.params, epochs=epochs,
+                      **config.components)
+        self.rule = config.rule_class(model)
+        self.linear = type(self.rule).transform is Rule.transform  # responses W·p: the fused kernel
+        self.in_shape = tuple(in_shape)
+
+    def out_shape(self, shape):
+        return self.out
+
+    def inputs(self, x: np.ndarray) -> np.ndarray:
+        """The rule's samples: the patches (n·L × K) or the flattened maps (n × H·W·C)."""
+        flat = np.ascontiguousarray(x.reshape(len(x), -1))
+        return im2col(flat, self.geometry) if self.geometry is not None else flat
+
+    def learn(self, state, x):
+        self.rule.step(state, self.inputs(x))
+
+    def forward(self, state, x, training=False):
+        if self.geometry is not None and self.linear:
+            U = conv(np.ascontiguousarray(x.reshape(len(x), -1)), state["weights"], self.geometry)
+        else:
+            U = np.asarray(self.rule.transform(state, self.inputs(x)), dtype=x.dtype)
+        return U.reshape((len(x),) + self.out)
+
+
+class Stack(Rule):
+    """A stack of learned layers (registered rules, dense or convolutional) and non-learned stages
+    (pooling, activation, normalisation), trained greedily or simultaneously by local rules only;
+    responses are the top layer's flattened maps (e.g. SoftHebb, Journé et al. 2023)."""
+
+    name = "stack"
+    uses = ()
+    defaults = {}
+    options = Schema()
+
+    def __init__(self, model: Model):
+        super().__init__(model)
+        p = model.params
+        self.training = p["training"]
+        shape = tuple(p["input_shape"]) if p["input_shape"] else infer_shape(model.n_inputs)
+        if int(np.prod(shape)) != model.n_inputs:
+            raise SpecError("model.input_shape", f"expected {model.n_inputs} values (the data's inputs), "
+                                                 f"{list(shape)} holds {int(np.prod(shape))}")
+        self.input_shape = shape
+        configs = p["layers"]
+        self.n_learned = sum(c.rule_class is not None for c in configs)
+        epochs = model.epochs
+        if self.training == "greedy" and epochs:
+            if epochs % self.n_learned:
+                raise SpecError("schedule.epochs", f"expected a multiple of the {self.n_learned} learned layers "
+                                                   f"(greedy training gives each the same epochs), got {epochs}")
+            epochs //= self.n_learned
+        self.epochs_per_layer = epochs
+        self.blocks, self.learned = [], []
+        for i, c in enumerate(configs):
+            if c.rule_class is not None:
+                block = Learned(c, shape, self.dtype, epochs)
+                self.learned.append(i)
+            else:
+                block = c.stage_class(c.params, shape, c.key)
+            self.blocks.append(block)
+            shape = block.out_shape(shape)
+        self.output_shape = shape
+
+    # -- state -------------------------------------------------------------------------
+    def init_state(self, rng):
+        state = {"epoch": np.zeros(1, dtype=np.int64)}
+        for i, block in enumerate(self.blocks):
+            own = block.rule.init_state(rng) if isinstance(block, Learned) else block.init_state(self.dtype)
+            state.update({f"layers/{i}/{k}": v for k, v in own.items()})
+        return state
+
+    @staticmethod
+    def layer_state(state: dict, i: int) -> dict:
+        """Layer i's arrays under their own names (views, not copies)."""
+        prefix = f"layers/{i}/"
+        return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+    def _run(self, state: dict, i: int, method: str, *args):
+        sub = self.layer_state(state, i)
+        out = getattr(self.blocks[i] if method != "end_epoch" else self.blocks[i].rule, method)(sub, *args)
+        for k, v in sub.items():  # a rule that rebinds an array instead of updating it in place
+            if state.get(f"layers/{i}/{k}") is not v:
+                state[f"layers/{i}/{k}"] = v
+        return out
+
+    # -- training ----------------------------------------------------------------------
+    def active(self, epoch: int) -> list[int]:
+        """Indices of the blocks that learn in the given epoch (0-based)."""
+        if self.training == "simultaneous":
+            return list(self.learned)
+        per = self.epochs_per_layer or 1
+        return [self.learned[min(epoch // per, self.n_learned - 1)]]
+
+    def step(self, state, batch):
+        active = self.active(int(state["epoch"][0]))
+        x = np.asarray(batch, dtype=self.dtype).reshape((len(batch),) + self.input_shape)
+        for i, block in enumerate(self.blocks):
+            if i in active:
+                self._run(state, i, "learn", x)
+                if i == active[-1]:
+                    return
+            x = self._run(state, i, "forward", x, True)
+
+    def end_epoch(self, state, epoch):
+        for i in self.active(epoch - 1):
+            local = epoch if self.training == "simultaneous" else epoch - self.learned.index(i) * (self.epochs_per_layer or 1)
+            self._run(state, i, "end_epoch", local)
+        state["epoch"][0] = epoch
+
+    def calibrate(self, state, X, batch_size: int = 1000):
+        """Fit the statistics of the stages (batch normalisation) to the inputs ``X`` without
+        learning: every block runs forward in training mode on batches of ``X``."""
+        for start in range(0, len(X), batch_size):
+            x = np.asarray(X[start:start + batch_size], dtype=self.dtype).reshape((-1,) + self.input_shape)
+            for i in range(len(self.blocks)):
+                x = self._run(state, i, "forward", x, True)
+
+    # -- responses ---------------------------------------------------------------------
+    def transform(self, state, x):
+        """The top block's maps for every input row, flattened (n × H'·W'·C'), in blocks of images."""
+        x = np.asarray(x, dtype=self.dtype)
+        out = np.empty((len(x), int(np.prod(self.output_shape))), dtype=self.dtype)
+        for start in range(0, len(x), CHUNK):
+            h = x[start:start + CHUNK].reshape((-1,) + self.input_shape)
+            for i in range(len(self.blocks)):
+                h = self._run(state, i, "forward", h, False)
+            out[start:start + CHUNK] = h.reshape(len(h), -1)
+        return out
+
+    def synthesize(self, state):
+        """The first learned layer's receptive fields as images of the input's shape: a
+        convolutional layer's k×k×C filters (its rule's grey levels) drawn at the centre of a
+        mid-grey image; a dense layer's weights as they are."""
+        i = self.learned[0]
+        block = self.blocks[i]
+        images = block.rule.synthesize(self.layer_state(state, i))
+        if images is None or block.geometry is None:
+            return images
+        g = block.geometry
+        k = g.kernel
+        H, W, C = block.in_shape
+        canvas = np.full((len(images), H, W, C), 0.5)
+        y0, x0 = max((H - k) // 2, 0), max((W - k) // 2, 0)
+        patch = images.reshape(len(images), k, k, C)[:, :H - y0, :W - x0]
+        canvas[:, y0:y0 + patch.shape[1], x0:x0 + patch.shape[2]] = patch
+        return canvas.reshape(len(images), -1)

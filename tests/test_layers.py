@@ -1,0 +1,195 @@
+"""Layered models (plasticity_kit.model): the spec's model.layers, the stages against their
+definitions, a convolutional layer against the numpy reference of its rule on patches, greedy and
+simultaneous schedules, the run file's layers/<i>/… state, determinism, and the linear probe's
+untrained twin."""
+import os
+
+import h5py
+import numpy as np
+import pytest
+
+from plasticity_kit.errors import SpecError
+from plasticity_kit.metrics.base import MetricContext
+from plasticity_kit.metrics.linear_probe import LinearProbe
+from plasticity_kit.model.conv import Geometry, im2col_reference
+from plasticity_kit.model.stages import STAGES, AvgPool, BatchNorm, LocalResponseNorm, MaxPool
+from plasticity_kit.plugins import build_registry
+from plasticity_kit.rules.softhebb import reference_step
+from plasticity_kit.runner import execute
+from plasticity_kit.spec import resolve
+from plasticity_kit.testing import array_dataset
+
+X = np.random.default_rng(0).random((24, 100))
+LABELS = np.arange(24) % 3
+REG = build_registry(extra_plugins=[array_dataset(X, name="tiny", image_shape=(10, 10), labels=LABELS)])
+SOFTHEBB = {"rule": {"name": "softhebb", "params": {"learning_rate": 0.05}}, "n_neurons": 6,
+            "conv": {"kernel": 3, "padding": 1}}
+TWO_LAYERS = [
+    {"stage": "batch_norm"},
+    SOFTHEBB,
+    {"stage": "activation", "params": {"function": "triangle", "power": 0.7}},
+    {"stage": "max_pool", "params": {"size": 4, "stride": 2, "padding": 1}},
+    {"rule": {"name": "krotov_hopfield", "params": {"k": 2}}, "n_neurons": 4, "conv": {"kernel": 3, "stride": 2}},
+    {"stage": "avg_pool", "params": {"size": 2}},
+]
+
+
+def spec_dict(layers, tmp_path=None, epochs=2, training="greedy", **model):
+    raw = {"name": "stack", "data": {"name": "tiny"}, "exporters": [],
+           "model": {"layers": layers, "training": training, **model},
+           "schedule": {"epochs": epochs, "batch_size": 8, "seed": 3}}
+    if tmp_path is not None:
+        raw["output"] = {"dir": str(tmp_path)}
+    return raw
+
+
+def build(layers, **kw):
+    spec = resolve(spec_dict(layers, **kw), reg=REG)
+    return spec, spec.build_rule(100)
+
+
+def test_resolved_spec_round_trips_and_names_layer_fields():
+    spec, rule = build(TWO_LAYERS)
+    again = resolve({**spec.resolved, "output": spec.resolved["output"]}, reg=REG)
+    assert again.resolved == spec.resolved
+    assert spec.resolved["model"]["rule"] == {"name": "stack", "params": {}}
+    assert spec.resolved["model"]["n_neurons"] == 4
+    assert spec.record["fields"] == ["layers/1/weights", "layers/4/weights"]
+    assert rule.output_shape == (1, 1, 4) and rule.transform(rule.init_state(np.random.default_rng(0)), X).shape == (24, 4)
+    state = rule.init_state(np.random.default_rng(0))
+    assert state["layers/1/weights"].shape == (6, 9) and state["layers/4/weights"].shape == (4, 54)
+    assert set(state) == {"epoch", "layers/0/mean", "layers/0/var", "layers/0/count", "layers/1/weights",
+                          "layers/4/weights", "layers/4/epoch"}
+
+
+@pytest.mark.parametrize("change,key,message", [
+    (lambda m: m["layers"].append({"stage": "max_pol"}), "model.layers[6].stage", "expected one of max_pool"),
+    (lambda m: m.update(rule="bcm"), "model.rule", "not allowed beside model.layers"),
+    (lambda m: m.update(training="greedyy"), "model.training", "expected one of greedy, simultaneous"),
+    (lambda m: m["layers"][1]["conv"].update(kernel=0), "model.layers[1].conv.kernel", "expected an integer"),
+    (lambda m: m["layers"][1].update(optimizer="adam"), "model.layers[1].optimizer", "does not use an optimizer"),
+    (lambda m: m.update(layers=[{"stage": "batch_norm"}]), "model.layers", "at least one learned layer"),
+    (lambda m: m["layers"][1].pop("n_neurons"), "model.layers[1].n_neurons", ""),
+])
+def test_spec_errors_name_the_key(change, key, message):
+    raw = spec_dict([dict(entry, **({"conv": dict(entry["conv"])} if "conv" in entry else {})) for entry in TWO_LAYERS])
+    change(raw["model"])
+    with pytest.raises(SpecError) as info:
+        resolve(raw, reg=REG)
+    assert info.value.key == key and message in str(info.value)
+
+
+def test_errors_known_once_sizes_are():
+    with pytest.raises(SpecError, match="does not fit the 10×10 maps"):
+        build([{**SOFTHEBB, "conv": {"kernel": 11}}])
+    with pytest.raises(SpecError) as info:
+        build(TWO_LAYERS, epochs=3)
+    assert info.value.key == "schedule.epochs" and "multiple of the 2 learned layers" in str(info.value)
+    with pytest.raises(SpecError, match="expected 100 values"):
+        build([SOFTHEBB], input_shape=[5, 5, 1])
+
+
+def test_conv_layer_steps_its_rule_on_patches():
+    """One step of a SoftHebb conv layer = the numpy reference step on the batch's patches."""
+    _, rule = build([SOFTHEBB], epochs=1)
+    state = rule.init_state(np.random.default_rng(1))
+    W = state["layers/0/weights"].astype(np.float64)
+    batch = X[:8].astype(np.float32)
+    rule.step(state, batch)
+    reference_step(W, im2col_reference(batch.astype(np.float64), Geometry(10, 10, 1, 3, 1, 1)), 0.05, 1.0, 0.5)
+    np.testing.assert_allclose(state["layers/0/weights"], W, rtol=1e-4, atol=1e-5)
+
+
+def test_greedy_trains_one_layer_per_epoch_block_and_simultaneous_all():
+    _, rule = build(TWO_LAYERS, epochs=2)
+    state = rule.init_state(np.random.default_rng(0))
+    w1, w4 = state["layers/1/weights"].copy(), state["layers/4/weights"].copy()
+    rule.step(state, X[:8])
+    assert not np.array_equal(state["layers/1/weights"], w1) and np.array_equal(state["layers/4/weights"], w4)
+    rule.end_epoch(state, 1)
+    w1 = state["layers/1/weights"].copy()
+    rule.step(state, X[8:16])
+    assert np.array_equal(state["layers/1/weights"], w1) and not np.array_equal(state["layers/4/weights"], w4)
+    _, both = build(TWO_LAYERS, training="simultaneous")
+    state = both.init_state(np.random.default_rng(0))
+    w1, w4 = state["layers/1/weights"].copy(), state["layers/4/weights"].copy()
+    both.step(state, X[:8])
+    assert not np.array_equal(state["layers/1/weights"], w1) and not np.array_equal(state["layers/4/weights"], w4)
+
+
+def stage(cls, shape, **params):
+    return cls(cls.options.validate(params, "p"), shape, "model.layers[0]")
+
+
+def test_pooling_by_definition():
+    x = np.random.default_rng(2).normal(size=(2, 7, 7, 3))
+    m = stage(MaxPool, (7, 7, 3), size=3, stride=2, padding=1)
+    a = stage(AvgPool, (7, 7, 3), size=3, stride=2, padding=1)
+    assert m.out_shape((7, 7, 3)) == (4, 4, 3)
+    ym, ya = m.forward({}, x, False), a.forward({}, x, False)
+    for i in range(4):
+        for j in range(4):
+            window = x[:, max(2 * i - 1, 0):2 * i + 2, max(2 * j - 1, 0):2 * j + 2]
+            np.testing.assert_allclose(ym[:, i, j], window.max(axis=(1, 2)))
+            np.testing.assert_allclose(ya[:, i, j], window.mean(axis=(1, 2)))
+
+
+def test_activation_batch_norm_and_lrn():
+    x = np.random.default_rng(3).normal(size=(4, 3, 3, 5))
+    tri = stage(STAGES["activation"], (3, 3, 5), function="triangle", power=2.0).forward({}, x, False)
+    np.testing.assert_allclose(tri, np.maximum(x - x.mean(axis=3, keepdims=True), 0) ** 2)
+    bn = stage(BatchNorm, (3, 3, 5), momentum=0.5)
+    state = bn.init_state(np.float64)
+    y = bn.forward(state, x, True)
+    np.testing.assert_allclose(y.mean(axis=(0, 1, 2)), 0, atol=1e-12)
+    np.testing.assert_allclose(state["mean"], x.mean(axis=(0, 1, 2)))  # the first batch sets the statistics
+    bn.forward(state, x + 2, True)
+    np.testing.assert_allclose(state["mean"], x.mean(axis=(0, 1, 2)) + 1)  # then m = 0.5 of each batch
+    lrn = stage(LocalResponseNorm, (3, 3, 5), size=3, alpha=0.3, beta=0.75, k=1.0).forward({}, x, False)
+    for c in range(5):
+        around = (x[..., max(c - 1, 0):c + 2] ** 2).sum(axis=3)
+        np.testing.assert_allclose(lrn[..., c], x[..., c] / (1 + 0.1 * around) ** 0.75)
+
+
+def test_run_file_holds_every_layer_and_runs_are_deterministic(tmp_path):
+    finals = []
+    for run in ("a", "b"):
+        spec = resolve(spec_dict(TWO_LAYERS, tmp_path / run), reg=REG)
+        result = execute(spec, progress=False, log=lambda *a: None)
+        path = os.path.join(tmp_path, run, "stack", "run.h5")
+        with h5py.File(path, "r") as f:
+            assert f.attrs["status"] == "completed"
+            assert f["final/layers/1/weights"].shape == (6, 9) and f["final/layers/0/mean"].shape == (1,)
+            assert f["trajectory/layers/4/weights"].shape[1:] == (4, 54)
+            assert f["final/synthetic_images"].shape == (6, 100)
+            finals.append({k: f["final/layers/" + k][()] for k in ("1/weights", "4/weights", "0/var")})
+        np.testing.assert_array_equal(result.state["layers/4/weights"], finals[-1]["4/weights"])
+    for k in finals[0]:
+        np.testing.assert_array_equal(finals[0][k], finals[1][k])
+
+
+def test_synthesize_draws_first_layer_filters_at_the_centre():
+    _, rule = build(TWO_LAYERS)
+    state = rule.init_state(np.random.default_rng(0))
+    images = rule.synthesize(state).reshape(6, 10, 10)
+    W = state["layers/1/weights"]
+    expected = 0.5 + 0.5 * W / np.abs(W).max(axis=1, keepdims=True)
+    np.testing.assert_allclose(images[:, 3:6, 3:6].reshape(6, 9), expected, rtol=1e-6)
+    assert (np.delete(images.reshape(6, -1), [33, 34, 35, 43, 44, 45, 53, 54, 55], axis=1) == 0.5).all()
+
+
+def test_linear_probe_untrained_twin_is_the_initial_state(tmp_path):
+    """At the initial state (statistics fitted as the twin's are), the twin's read-out is the probe's own."""
+    np.savez(tmp_path / "tiny.npz", images=X.reshape(24, 10, 10), labels=LABELS)
+    test = {"name": "images", "params": {"path": str(tmp_path / "tiny.npz")}}
+    spec, rule = build(TWO_LAYERS)
+    from plasticity_kit.runner import seed_streams
+
+    state = rule.init_state(seed_streams(3)["init"])
+    rule.calibrate(state, X)
+    probe = LinearProbe(test=test, readouts=["softmax"], untrained=True, n=1, max_iter=30)
+    data = spec.dataset.load(np.random.default_rng(0))
+    out = probe.compute(MetricContext(rule=rule, state=state, data=data, spec=spec, step=0, epoch=0))
+    assert out["softmax_untrained_accuracy"] == out["softmax_accuracy"]
+    assert "softmax_untrained_accuracy" not in LinearProbe(test=test, readouts=["softmax"], n=1, max_iter=30).compute(
+        MetricContext(rule=rule, state=state, data=data, spec=spec, step=0, epoch=0))
