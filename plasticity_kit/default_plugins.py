@@ -19,7 +19,7 @@ from .datasets.arrays import Images
 from .datasets.cifar10 import CIFAR10
 from .datasets.noise import WhiteNoise
 from .exporters.snr_plot import SNRPlot
-from .metrics import fid, kid, nearest, network, prdc
+from .metrics import authenticity, diversity, fid, kid, memorisation, nearest, network, prdc
 
 
 @hookimpl
@@ -78,7 +78,8 @@ def register_metrics(register):
     register(WeightNorm)
     register(LinearProbe)
     register(WeightSharingSNR)
-    for cls in (fid.FID, kid.KID, prdc.PRDC, nearest.Nearest, network.NetworkProperties):
+    for cls in (fid.FID, kid.KID, prdc.PRDC, nearest.Nearest, network.NetworkProperties, diversity.Identities,
+                memorisation.Memorisation, authenticity.Authenticity):
         register(cls)
 
 

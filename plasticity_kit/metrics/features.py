@@ -8,10 +8,15 @@ Reference sets (``params.reference``):
 * ``npz`` — (FID only) precomputed statistics ``mu``/``sigma`` in pytorch-fid's ``.npz`` format.
 
 Inception features of a reference set are cached on disk, keyed by the data set's identity
-(name, file checksum, selected indices, image shape), the feature dims and the weights file, in
+(name, file checksum, selected indices, image shape), the scaling of its images (``stored``, or
+``minmax`` per image as the synthetic images are scaled), the feature dims and the weights file, in
 ``params.cache_dir`` (default ``$PLASTICITY_KIT_CACHE``, else ``$XDG_CACHE_HOME/plasticity-kit``,
 else ``~/.cache/plasticity-kit``), under ``fid/``.  Each cache file is a pytorch-fid statistics
 ``.npz`` (``mu``, ``sigma``) that also holds the ``features``, so it can serve as ``reference: npz``.
+A subset of a data set whose whole set is cached (a run's training faces) takes its rows from there.
+
+The synthetic images' features are kept in memory for the last few image stacks, so the image
+metrics of one run (``fid`` with its KID, ``kid``, ``prdc``, ``authenticity``) share one Inception pass.
 """
 from __future__ import annotations
 
@@ -43,6 +48,9 @@ INCEPTION_OPTIONS = (
 
 _WHOLE: dict = {}
 _FEATURES: dict = {}
+_RECENT: dict = {}
+RECENT_SIZE = 4
+SCALINGS = ("stored", "minmax")
 
 
 def default_cache_dir() -> Path:
@@ -92,11 +100,33 @@ def _weights_identity(weights: str | None) -> str:
     return f"{os.path.basename(weights)}:{size}"
 
 
-def cache_file(identity: dict, dims: int, weights: str | None, cache_dir=None) -> Path:
-    """Path of the cached features of the reference set ``identity`` at ``dims``."""
-    key = json.dumps({**identity, "dims": dims, "weights": _weights_identity(weights)}, sort_keys=True)
-    digest = hashlib.sha256(key.encode()).hexdigest()[:20]
-    return Path(cache_dir or default_cache_dir()) / "fid" / f"{identity['dataset']}-d{dims}-{digest}.npz"
+def cache_file(identity: dict, dims: int, weights: str | None, cache_dir=None, scaling: str = "stored",
+               suffix: str = ".npz") -> Path:
+    """Path of the cached features of the reference set ``identity`` at ``dims`` and ``scaling``."""
+    key = {**identity, "dims": dims, "weights": _weights_identity(weights)}
+    if scaling != "stored":  # stored-scaling keys stay those of earlier versions (their caches stay valid)
+        key["scaling"] = scaling
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
+    tag = "" if scaling == "stored" else f"-{scaling}"
+    return Path(cache_dir or default_cache_dir()) / "fid" / f"{identity['dataset']}-d{dims}{tag}-{digest}{suffix}"
+
+
+def minmax_images(images: np.ndarray) -> np.ndarray:
+    """Each image rescaled to [0, 1] by its own min and max — how ``rule.synthesize`` scales weights
+    (a constant image maps to 0.5)."""
+    from ..rules.base import minmax_rows
+
+    x = np.asarray(images, dtype=np.float64)
+    return minmax_rows(x.reshape(len(x), -1)).reshape(x.shape)
+
+
+def scaled(images: np.ndarray, scaling: str) -> np.ndarray:
+    """``images`` as stored, or min–max scaled per image."""
+    if scaling == "stored":
+        return np.asarray(images)
+    if scaling == "minmax":
+        return minmax_images(images)
+    raise ValueError(f"scaling must be one of {SCALINGS}, got {scaling!r}")
 
 
 def save_features(path: Path, features: np.ndarray, identity: dict) -> None:
@@ -115,12 +145,36 @@ def save_features(path: Path, features: np.ndarray, identity: dict) -> None:
             os.remove(tmp)
 
 
-def reference_features(data, *, dims: int, weights=None, device="auto", batch_size=50, cache_dir=None) -> np.ndarray:
-    """Inception features of every image of ``data``, read from the disk cache or computed once and cached."""
+def _from_cached_whole(data, dims, weights, cache_dir, scaling) -> np.ndarray | None:
+    """Rows of ``data`` from the in-memory features of a cached superset (same file), else None."""
+    for (path, sc), (identity, indices, feats) in list(_WHOLE_FEATURES.items()):
+        if sc != (dims, _weights_identity(weights), str(cache_dir), scaling, inception_features) \
+                or path not in _FEATURES or identity["checksum"] != data.checksum \
+                or identity["dataset"] != data.name or not data.checksum:
+            continue
+        pos = {int(i): k for k, i in enumerate(indices)}
+        try:
+            rows = [pos[int(i)] for i in np.asarray(data.indices)]
+        except KeyError:
+            continue
+        return feats[rows]
+    return None
+
+
+_WHOLE_FEATURES: dict = {}
+
+
+def reference_features(data, *, dims: int, weights=None, device="auto", batch_size=50, cache_dir=None,
+                       scaling: str = "stored") -> np.ndarray:
+    """Inception features of every image of ``data`` (as stored, or min–max scaled per image), read
+    from the disk cache or computed once and cached; a subset of an already loaded set is sliced from it."""
     identity = data_identity(data)
-    path = cache_file(identity, dims, weights, cache_dir)
+    path = cache_file(identity, dims, weights, cache_dir, scaling)
     if path in _FEATURES:
         return _FEATURES[path]
+    sub = _from_cached_whole(data, dims, weights, cache_dir, scaling)
+    if sub is not None:
+        return sub
     features = None
     if path.exists():
         try:
@@ -129,11 +183,25 @@ def reference_features(data, *, dims: int, weights=None, device="auto", batch_si
         except (OSError, ValueError, KeyError):
             features = None  # a damaged cache entry is recomputed
     if features is None:
-        images = as_images(data.X, data.image_shape)
+        images = scaled(as_images(data.X, data.image_shape), scaling)
         features = inception_features(images, dims, weights=weights, device=device, batch_size=batch_size)
-        save_features(path, features, identity)
+        save_features(path, features, {**identity, "scaling": scaling})
     _FEATURES[path] = features
+    _WHOLE_FEATURES[(path, (dims, _weights_identity(weights), str(cache_dir), scaling, inception_features))] = (
+        identity, np.asarray(data.indices), features)
     return features
+
+
+def image_features(images: np.ndarray, *, dims: int, weights=None, device="auto", batch_size=50) -> np.ndarray:
+    """Inception features of ``images``; the last few stacks are remembered (keyed by their bytes)."""
+    x = np.ascontiguousarray(images)
+    key = (hashlib.sha256(x.tobytes()).hexdigest(), x.shape, str(x.dtype), dims, _weights_identity(weights), device,
+           inception_features)
+    if key not in _RECENT:
+        while len(_RECENT) >= RECENT_SIZE:
+            _RECENT.pop(next(iter(_RECENT)))
+        _RECENT[key] = inception_features(x, dims, weights=weights, device=device, batch_size=batch_size)
+    return _RECENT[key]
 
 
 class ImageMetric(Metric):
@@ -161,10 +229,11 @@ class InceptionMetric(ImageMetric):
 
     def inception(self, images: np.ndarray) -> np.ndarray:
         p = self.params
-        return inception_features(images, p["dims"], weights=p["weights"], device=p["device"],
-                                  batch_size=p["batch_size"])
+        return image_features(images, dims=p["dims"], weights=p["weights"], device=p["device"],
+                              batch_size=p["batch_size"])
 
-    def reference_inception(self, ctx: MetricContext) -> np.ndarray:
+    def reference_inception(self, ctx: MetricContext, scaling: str = "stored", which: str | None = None) -> np.ndarray:
         p = self.params
-        return reference_features(reference_data(ctx, p["reference"]), dims=p["dims"], weights=p["weights"],
-                                  device=p["device"], batch_size=p["batch_size"], cache_dir=p["cache_dir"])
+        return reference_features(reference_data(ctx, which or p["reference"]), dims=p["dims"], weights=p["weights"],
+                                  device=p["device"], batch_size=p["batch_size"], cache_dir=p["cache_dir"],
+                                  scaling=scaling)
