@@ -13,22 +13,23 @@ padded) image whose top-left corner is (py·stride − padding, px·stride − p
               (inhibitory circuit: r_p = c_diff (z_p − z̄) + c_mean z̄, the exact solution of its ODEs)
               W_p ← W_p − lr [ ⟨r_p xᵀ⟩ + γ (W_p − W_p^start) ]
 
-Everything runs without the GIL.  Per-position products (different filters and patches) go to
-BLAS from inside an OpenMP loop over positions.  In the sleep phase every group's input is a
+Everything runs without the GIL, BLAS single-threaded inside OpenMP loops (so any number of
+threads gives the same bits).  Per-position products (different filters and patches) go to BLAS
+from inside an OpenMP loop over positions.  In the sleep phase every group's input is a
 cyclic shift — a permutation — of one random tile, so once per phase the filters are sorted by
-group and permuted into tile coordinates: each iteration is then two large BLAS products for all
-positions at once, with the centring, the γ pull and the SNR_w in OpenMP loops around them
+group and permuted into tile coordinates: each iteration is then two large products for all
+positions at once (in 16 fixed blocks of filter rows shared out among the threads), with the centring, the γ pull and the SNR_w in OpenMP loops around them
 (serial when the work is too small to pay for threads).
 The numpy references of the same equations are in ``plasticity_kit.rules.weight_sharing``.
 """
 from cython.parallel cimport prange, threadid
 from libc.math cimport INFINITY
 from libc.string cimport memcpy
-cimport openmp
 
 import numpy as np
 
 from plasticity_kit.kernels.blas cimport gemm_rm, floating
+from plasticity_kit.threads import get_threads, single_blas
 
 cdef enum:
     WAKE_HEBBIAN = 0
@@ -59,13 +60,14 @@ cdef inline void gather_patches(const floating* X, Py_ssize_t n, Py_ssize_t D, i
                 dst += C
 
 
-cdef inline int threads(int num_threads) noexcept nogil:
-    return num_threads if num_threads > 0 else openmp.omp_get_max_threads()
+def threads(int num_threads):
+    return num_threads if num_threads > 0 else get_threads()
 
 
 cdef enum:
     SNR_BLOCK = 256        # columns per OpenMP chunk of the SNR pass (rows are read contiguously)
     SMALL_WORK = 32768     # below this many values an OpenMP region costs more than it saves
+    SLEEP_BLOCKS = 16      # the sleep products are split into this many blocks of filter rows
 
 
 cdef inline int threads_for(Py_ssize_t work, int nt) noexcept nogil:
@@ -103,7 +105,7 @@ def lc_forward(const floating[:, :, ::1] W, const floating[:, ::1] X, int height
     cdef floating[:, ::1] scratch = scratch_np
     cdef Py_ssize_t p
     cdef floating* patch
-    with nogil:
+    with single_blas(), nogil:
         for p in prange(P, num_threads=threads_for(P * n * K, nt), schedule="static"):
             patch = &scratch[threadid(), 0]
             gather_patches(&X[0, 0], n, D, height, width, channels, kernel,
@@ -139,7 +141,7 @@ def lc_wake_step(floating[:, :, ::1] W, const floating[:, ::1] X, int height, in
     cdef floating* Wp
     cdef floating shrink = <floating> (1.0 - lr * decay)
     cdef floating step = <floating> (lr / B)
-    with nogil:
+    with single_blas(), nogil:
         for p in prange(P, num_threads=threads_for(P * B * K, nt), schedule="static"):
             patch = &scratch[threadid(), 0]
             Z = patch + B * K
@@ -309,7 +311,8 @@ def lc_sleep_phase(floating[:, :, ::1] W, const floating[:, :, :, :, ::1] tiles,
     cdef const floating* X
     cdef double s, mean, pull = lr * gamma, shift = c_mean - c_diff
     cdef floating step = <floating> (-lr / B)
-    with nogil:
+    cdef Py_ssize_t blk, r0, r1
+    with single_blas(), nogil:
         for i in range(P):                       # sorted by group, in tile coordinates
             pg = &perm[0, 0] + (row_cols[i] if cols != NULL else 0)
             src = &W[order[i], 0, 0]
@@ -321,8 +324,13 @@ def lc_sleep_phase(floating[:, :, ::1] W, const floating[:, :, :, :, ::1] tiles,
         snr_out[0] = snr_rows(&Ws[0, 0], P, FK, cols, K, &perm[0, 0], &acc[0, 0], &acc[1, 0], nt)
         for t in range(T):
             X = &tiles[t, 0, 0, 0, 0]            # B × K, row-major (ky, kx, c)
-            gemm_rm(False, True, <int> B, <int> PF, <int> K, <floating> 1, X, <int> K,
-                    &Ws[0, 0], <int> K, <floating> 0, &Z[0, 0], <int> PF)
+            # Z = X·Wsᵀ and Ws += step·Zᵀ·X in fixed blocks of filter rows, one per item
+            for blk in prange(SLEEP_BLOCKS, num_threads=threads_for(B * PF * K, nt), schedule="dynamic"):
+                r0 = PF * blk // SLEEP_BLOCKS
+                r1 = PF * (blk + 1) // SLEEP_BLOCKS
+                if r1 > r0:
+                    gemm_rm(False, True, <int> B, <int> (r1 - r0), <int> K, <floating> 1, X, <int> K,
+                            &Ws[0, 0] + r0 * K, <int> K, <floating> 0, &Z[0, 0] + r0, <int> PF)
             for triple in prange(B * G * F, num_threads=threads_for(B * PF, nt), schedule="static"):
                 b = triple // (G * F)
                 g = (triple // F) % G
@@ -340,8 +348,12 @@ def lc_sleep_phase(floating[:, :, ::1] W, const floating[:, :, :, :, ::1] tiles,
                 for i in prange(PF, num_threads=threads_for(PF * K, nt), schedule="static"):
                     for j in range(K):
                         Ws[0, i * K + j] = <floating> (Ws[0, i * K + j] - pull * (Ws[0, i * K + j] - W0[0, i * K + j]))
-            gemm_rm(True, False, <int> PF, <int> K, <int> B, step, &Z[0, 0], <int> PF,
-                    X, <int> K, <floating> 1, &Ws[0, 0], <int> K)
+            for blk in prange(SLEEP_BLOCKS, num_threads=threads_for(B * PF * K, nt), schedule="dynamic"):
+                r0 = PF * blk // SLEEP_BLOCKS
+                r1 = PF * (blk + 1) // SLEEP_BLOCKS
+                if r1 > r0:
+                    gemm_rm(True, False, <int> (r1 - r0), <int> K, <int> B, step, &Z[0, 0] + r0, <int> PF,
+                            X, <int> K, <floating> 1, &Ws[0, 0] + r0 * K, <int> K)
             snr_out[t + 1] = snr_rows(&Ws[0, 0], P, FK, cols, K, &perm[0, 0], &acc[0, 0], &acc[1, 0], nt)
         for i in range(P):
             pg = &perm[0, 0] + (row_cols[i] if cols != NULL else 0)
