@@ -23,11 +23,21 @@ def _add_spec_args(parser: argparse.ArgumentParser) -> None:
                         help="override a spec key (repeatable), e.g. --set model.n_neurons=9")
 
 
+def _thread_count(text: str) -> int:
+    from .threads import check
+
+    try:
+        return check(text, "--threads")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--threads: ")) from None
+
+
 def cmd_run(args) -> int:
     from .runner import execute
     from .spec import load_spec
 
-    spec = load_spec(args.spec, args.overrides)
+    threads = [f"output.threads={args.threads}"] if args.threads is not None else []
+    spec = load_spec(args.spec, args.overrides + threads)
     if spec.raw.get("sweep"):
         raise SpecError("sweep", "this spec describes a sweep: run it with 'plasticity-kit sweep "
                         f"{args.spec}' (or remove the sweep section)", args.spec)
@@ -45,6 +55,10 @@ def cmd_run(args) -> int:
         print(result.path)
     else:
         print(f"{line} in {o.elapsed:.1f} s")
+        from .exporters.summary import score_lines
+
+        for score in score_lines(result):  # the final scores, image scores beside their real floor
+            print(score)
         print(f"trajectory: {result.path}")
         for path in result.outputs:
             print(f"wrote: {path}")
@@ -192,6 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "last recorded state, appending to the file")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run file of this spec (without "
                    "it, an existing run.h5 stops the run)")
+    p.add_argument("--threads", type=_thread_count, default=None, metavar="N",
+                   help="threads of the kernels (sets output.threads; default: $PLASTICITY_KIT_THREADS, else the "
+                   "CPUs this process may use); the result is the same for any N")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("validate", help="check a spec without running it")

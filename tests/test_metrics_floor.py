@@ -236,3 +236,33 @@ def test_authenticity_metric_shares_the_inception_pass(counting, ctx):
     counting.images = 0
     out = Authenticity(dims=64).compute(ctx)
     assert counting.images == 0 and 0.0 <= out["authenticity"] <= 1.0 and out["n_images"] == 7
+
+
+# --- the run prints its final scores ----------------------------------------------------------------
+
+def test_run_prints_the_final_scores_beside_their_floor(counting, tmp_path, capsys):
+    import re
+
+    import yaml
+
+    from plasticity_kit.cli import main
+
+    raw = tiny_spec(tmp_path, metrics=[
+        {"name": "fid", "params": {"dims": 64, "reference": "training", "floor_draws": 3}},
+        "identities", "memorisation", {"name": "authenticity", "params": {"dims": 64}}, "network"])
+    raw["exporters"] = ["summary"]
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    assert main(["run", str(path), "--set", "schedule.epochs=2"]) == 0
+    out = capsys.readouterr().out
+    summary = yaml.safe_load((tmp_path / "runs" / "tiny" / "summary.json").read_text())
+    fid = re.search(r"^fid \(dims 64, 5 images\): (\S+)  real floor (\S+) ± (\S+)  ratio (\S+)$", out, re.M)
+    assert fid, out
+    assert float(fid[1]) == pytest.approx(summary["fid.fid"], rel=1e-3)
+    assert float(fid[2]) == pytest.approx(summary["fid.floor_mean"], rel=1e-3)
+    assert float(fid[4]) == pytest.approx(summary["fid.ratio"], abs=0.006)
+    assert re.search(r"^kid: \S+ ± \S+  real floor \S+ ± \S+  ratio \S+$", out, re.M)
+    assert f"distinct identities: {summary['identities.distinct_identities']}/5" in out
+    assert re.search(r"^memorisation: nearest-training SSIM [\d.]+ vs real nearest-other [\d.]+ \(ratio", out, re.M)
+    assert re.search(r"^α-precision \S+  β-recall \S+  authenticity \S+ \(5 images\)$", out, re.M)
+    assert re.search(r"^network: .*overlap_index = ", out, re.M)
