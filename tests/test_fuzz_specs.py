@@ -39,6 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = 1000
 RUN_STARTS = 25  # accepted specs taken through the start of run
 RUN_START_BYTES = 256 << 20  # … when their memory estimate is below this
+FULL_RUNS = 5  # … and run for one epoch
 
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None, print_blob=True,
                 suppress_health_check=list(HealthCheck))
@@ -149,6 +150,21 @@ values = st.one_of(
 )
 
 
+def _near(value):
+    """Plausible replacements of a value of the same type: what a user edits, often accepted."""
+    if isinstance(value, bool):
+        return st.booleans()
+    if isinstance(value, int):
+        return st.integers(min_value=0, max_value=2 * abs(value) + 2)
+    if isinstance(value, float):
+        return st.floats(min_value=0, max_value=2 * abs(value) + 1)
+    if isinstance(value, str):
+        return st.sampled_from([value, value.upper(), value[:-1]] + PLUGIN_NAMES)
+    if isinstance(value, list):
+        return st.lists(st.sampled_from(value), max_size=len(value) + 1) if value else st.just([])
+    return st.just(value)
+
+
 def _paths(node, prefix=()) -> list[tuple]:
     """Every key path in a spec: tuples of dict keys and list indices."""
     out = []
@@ -172,13 +188,13 @@ def _parent(spec, path):
 
 @st.composite
 def fuzzed_specs(draw):
-    """(spec, --set arguments, what was done) — a shipped spec with 1–4 mutations."""
+    """(spec, --set arguments, what was done) — a shipped spec with 1–3 mutations."""
     name, base = draw(st.sampled_from(BASES))
     spec = copy.deepcopy(base)
     done = [name]
-    for _ in range(draw(st.integers(min_value=1, max_value=4))):
+    for _ in range(draw(st.integers(min_value=1, max_value=3))):
         paths = _paths(spec)
-        op = draw(st.sampled_from(["set", "set", "set", "delete", "add", "set_section"]))
+        op = draw(st.sampled_from(["tweak", "tweak", "tweak", "set", "set", "delete", "add", "set_section"]))
         if op == "set_section" or not paths:
             key = draw(st.sampled_from(["name", "description", "data", "model", "schedule", "record", "output",
                                         "exporters", "metrics", "sweep", "extra"]))
@@ -187,7 +203,9 @@ def fuzzed_specs(draw):
             continue
         path = draw(st.sampled_from(paths))
         parent = _parent(spec, path)
-        if op == "set":
+        if op == "tweak":
+            parent[path[-1]] = draw(_near(parent[path[-1]]))
+        elif op == "set":
             parent[path[-1]] = draw(values)
         elif op == "delete":
             del parent[path[-1]]
@@ -258,12 +276,24 @@ def test_fuzzed_specs_validate_in_one_line_or_pass(offline_env):
         seen["valid"] += 1
         if seen["run_starts"] < RUN_STARTS and "sweep" not in out and _run_start(path, overrides):
             seen["run_starts"] += 1
+            if len(full_runs) < FULL_RUNS:
+                full_runs.append((path.read_text(), overrides, done))
 
+    full_runs: list = []
     check()
     print(f"fuzzed specs: {seen}")
     assert seen["examples"] >= EXAMPLES
     assert seen["valid"] >= 20 and seen["refused"] >= EXAMPLES // 2
-    assert seen["run_starts"] >= 5
+    assert seen["run_starts"] >= 5 and len(full_runs) == FULL_RUNS
+
+    # a few accepted specs run for real (one epoch, no metrics or exports): no traceback, no refusal
+    for i, (text, overrides, done) in enumerate(full_runs):
+        run_path = offline_env / f"accepted-{i}.yaml"
+        run_path.write_text(text)
+        short = [f"--set={o}" for o in overrides] + ["--set=schedule.epochs=1", "--set=metrics=[]",
+                                                     "--set=exporters=[]", f"--set=output.dir={offline_env / 'runs'}"]
+        status, out, err = cli("run", run_path, "-q", *short)
+        assert status in (0, 1) and "Traceback" not in err, f"{done}: exit {status}\n{err}"
 
 
 @pytest.mark.parametrize("name, base", BASES, ids=[b[0] for b in BASES])
