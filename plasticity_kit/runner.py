@@ -25,6 +25,7 @@ from .metrics.base import MetricContext, MetricUnavailable, evaluate as evaluate
 from .recording import CHECKPOINT_SECONDS, open_for_reading
 from .runfile import RunFile
 from .scheduler import Outcome, Position, Progress, critical, steps_per_epoch, train
+from . import threads
 from .spec import DEFAULT_FRAMES, RunSpec
 
 
@@ -217,14 +218,15 @@ def _execute_data(spec: RunSpec, data, run_file: RunFile | None, *, state, strea
     periodic = [(every, lambda step, epoch, _s, m=metric: evaluate(m, step, epoch))
                 for metric, every in spec.metrics if every]
     try:
-        outcome = train(
-            rule, state, X, epochs=sched["epochs"], batch_size=sched["batch_size"], shuffle=sched["shuffle"],
-            rng=streams["shuffle"], record_every=spec.record["every"],
-            on_record=None if recorder is None else (
-                lambda step, epoch, elapsed, st: recorder.record(step, epoch, elapsed, st, position=position)),
-            periodic=periodic, progress=Progress(sched["epochs"], enabled=progress), position=position,
-            recorded=bool(recorded),
-        )
+        with threads.using(spec.resolved["output"].get("threads")):  # the kernels' team, BLAS limits
+            outcome = train(
+                rule, state, X, epochs=sched["epochs"], batch_size=sched["batch_size"], shuffle=sched["shuffle"],
+                rng=streams["shuffle"], record_every=spec.record["every"],
+                on_record=None if recorder is None else (
+                    lambda step, epoch, elapsed, st: recorder.record(step, epoch, elapsed, st, position=position)),
+                periodic=periodic, progress=Progress(sched["epochs"], enabled=progress), position=position,
+                recorded=bool(recorded),
+            )
         if outcome.status == "completed":
             for metric, _ in spec.metrics:
                 if final_metrics.get(metric.name, (None,))[0] != outcome.steps:

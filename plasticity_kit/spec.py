@@ -59,7 +59,10 @@ RECORD = Schema(
            "record; also at an interruption); 0: at every record", low=0, high=86400),
 )
 EVERY = Option("every", "integer", None, "also compute every N steps (default: only at the end)", low=1, nullable=True)
-OUTPUT = Schema(Option("dir", "string", "runs", "the run is written to <dir>/<name>/"))
+OUTPUT = Schema(Option("dir", "string", "runs", "the run is written to <dir>/<name>/"),
+                Option("threads", "integer", None, "threads of the kernels (never changes the result; default: "
+                       "$PLASTICITY_KIT_THREADS, else the CPUs this process may use)", low=1, high=1024,
+                       nullable=True))
 
 
 @dataclass
