@@ -176,3 +176,56 @@ def test_locally_connected_is_bit_identical_on_1_2_4_threads(dtype):
         locally_connected.lc_forward(W, X, H, Wd, C, k, 1, 0, out_w, out, num_threads=nt)
         return W, out, snr
     same_for_every_thread_count(run)
+
+
+# ------------------------------------------------------------------- a whole run, three ways --
+
+TINY_RUN = """
+name: tiny
+data: {name: olivetti, params: {select: persons, persons: [0, 1]}}
+model:
+  rule: {name: bcm}
+  n_neurons: 6
+  interaction: binocular
+  activation: relu
+  optimizer: {name: adam, params: {lr: 0.001}}
+schedule: {epochs: 3, batch_size: 5, seed: 3}
+exporters: []
+"""
+
+
+def test_a_run_is_the_same_on_1_2_4_threads_set_three_ways(tmp_path, monkeypatch):
+    """output.threads, --threads and $PLASTICITY_KIT_THREADS all reach the kernels (threads.using
+    sees them) and the trajectory is the same bit for bit."""
+    from plasticity_kit.cli import main
+    from plasticity_kit.replay import open as open_run
+    from plasticity_kit.runner import execute
+    from plasticity_kit.spec import load_spec
+
+    spec_path = tmp_path / "tiny.yaml"
+    spec_path.write_text(TINY_RUN)
+    seen = []
+    real_using = threads.using
+
+    def spy(n=None):
+        seen.append(n if n is not None else threads.default_threads())
+        return real_using(n)
+    monkeypatch.setattr(threads, "using", spy)
+    weights = []
+    for nt in THREAD_COUNTS:
+        out = tmp_path / f"spec{nt}"
+        result = execute(load_spec(spec_path, [f"output.threads={nt}", f"output.dir={out}"]), progress=False,
+                         log=lambda *a: None)
+        weights.append(result.state["weights"].copy())
+    out = tmp_path / "cli"
+    assert main(["run", str(spec_path), "-q", "--threads", "2", "--set", f"output.dir={out}"]) == 0
+    with open_run(out / "tiny" / "run.h5") as run:
+        weights.append(np.asarray(run.final["weights"]))
+    monkeypatch.setenv(threads.ENV, "4")
+    result = execute(load_spec(spec_path, [f"output.dir={tmp_path / 'env'}"]), progress=False, log=lambda *a: None)
+    weights.append(result.state["weights"].copy())
+    assert seen == [1, 2, 4, 2, 4]
+    for w in weights[1:]:
+        assert np.array_equal(w, weights[0])
+    with pytest.raises(Exception, match="output.threads"):
+        load_spec(spec_path, ["output.threads=0"])
