@@ -19,7 +19,6 @@ extensions = [
         f"plasticity_kit.kernels.{name}",
         [f"plasticity_kit/kernels/{name}.pyx"],
         depends=["plasticity_kit/kernels/team.h", "plasticity_kit/kernels/blas.pxd"],
-        depends=["plasticity_kit/kernels/team.h", "plasticity_kit/kernels/blas.pxd"],
         include_dirs=[numpy.get_include()],
         extra_compile_args=openmp_compile,
         extra_link_args=openmp_link,
