@@ -55,7 +55,7 @@ def _fid_line(v: dict, params: dict) -> list[str]:
     if "kid" in v:
         kid = f"kid: {_g(v['kid'])} ± {_g(v['kid_se'], 2)}"
         if "kid_floor_mean" in v:
-            kid += f"  real floor {_g(v['kid_floor_mean'])} ± {_g(v['kid_floor_sd'], 2)}  ratio {v['kid_ratio']:.2f}"
+            kid += f"  real floor {_g(v['kid_floor_mean'], 2)} ± {_g(v['kid_floor_sd'], 2)}"
         lines.append(kid)
     return lines
 

@@ -95,8 +95,8 @@ class FID(InceptionMetric):
 
     Values: ``fid``; ``floor_mean``, ``floor_sd`` — FID of ``floor_draws`` random subsets of as many
     real reference images, min–max scaled per image like the synthetic ones; ``ratio`` =
-    fid / floor_mean; ``kid``, ``kid_se``, ``kid_floor_mean``, ``kid_floor_sd``, ``kid_ratio``;
-    ``n_images``.  With ``reference: npz`` there are no real images to draw: no floor and no KID.
+    fid / floor_mean; ``kid``, ``kid_se``, ``kid_floor_mean``, ``kid_floor_sd`` (KID is unbiased, so
+    its real floor sits at 0 ± sd and is read as a noise level, not divided by); ``n_images``.  With ``reference: npz`` there are no real images to draw: no floor and no KID.
     """
 
     name = "fid"
@@ -134,8 +134,7 @@ class FID(InceptionMetric):
             floor = self.floor(ctx, len(images), reference, kid)
             out.update(floor_mean=floor["fid_mean"], floor_sd=floor["fid_sd"], ratio=out["fid"] / floor["fid_mean"])
             if kid:
-                out.update(kid_floor_mean=floor["kid_mean"], kid_floor_sd=floor["kid_sd"],
-                           kid_ratio=out["kid"] / floor["kid_mean"])
+                out.update(kid_floor_mean=floor["kid_mean"], kid_floor_sd=floor["kid_sd"])
         out["n_images"] = len(images)
         return out
 
