@@ -264,12 +264,12 @@ def _mb(n: float) -> str:
     return f"{n / 1e6:.2f} MB"
 
 
-def ensure_room(path: Path, need: int) -> None:
-    """RunFileError unless the file at ``path`` can grow by ``need`` bytes and keep
-    :data:`RESERVE` for marking itself failed."""
+def ensure_room(path: Path, need: int, name: Path | None = None) -> None:
+    """RunFileError (naming ``name``, default ``path``) unless the file at ``path`` can grow by
+    ``need`` bytes and keep :data:`RESERVE` for marking itself failed."""
     room = headroom(path)
     if room < need + RESERVE:
-        raise RunFileError(f"{path}: disk full: {_mb(max(room, 0))} left for the run file, its next write "
+        raise RunFileError(f"{name or path}: disk full: {_mb(max(room, 0))} left for the run file, its next write "
                            f"needs {_mb(need)} and {_mb(RESERVE)} are kept in reserve")
 
 

@@ -152,7 +152,7 @@ class RunFile:
         for stale in self.path.parent.glob(f".{self.path.name}.new-*"):  # left by a run killed starting
             stale.unlink(missing_ok=True)
         temporary = self.path.parent / f".{self.path.name}.new-{os.getpid()}"
-        ensure_room(temporary, Recorder.creation_bytes(state, data))
+        ensure_room(temporary, Recorder.creation_bytes(state, data), self.path)
         recorder = None
         try:
             with critical():
@@ -217,8 +217,9 @@ class RunFile:
 
     def release(self) -> None:
         """Close the file (if still open) and release the lock."""
-        try:
-            if self.recorder is not None:
-                self.recorder.close()
-        finally:
-            self.lock.release()
+        with critical():
+            try:
+                if self.recorder is not None:
+                    self.recorder.close()
+            finally:
+                self.lock.release()

@@ -183,41 +183,41 @@ def _execute_data(spec: RunSpec, data, run_file: RunFile | None, *, state, strea
     path = None if run_file is None else run_file.path
     recorder, recorded = None, False
     checkpoint_seconds = spec.record.get("checkpoint_seconds", CHECKPOINT_SECONDS)
-    if resume:
-        recorder, checkpoint = run_file.reopen(record_every=spec.record["every"], swmr=spec.record["swmr"],
-                                               checkpoint_seconds=checkpoint_seconds)
-        _restore(state, checkpoint.state, path)
-        position, recorded = checkpoint.position, recorder.recorded or checkpoint.position.step % spec.record["every"]
-        final_metrics.update(recorder.metric_history())
-        log(f"resuming {path} at step {position.step} (epoch {position.epoch}, batch {position.batch})")
-    elif run_file is not None:
-        recorder = run_file.create(
-            name=spec.name, spec_yaml=spec.to_yaml(), seed=sched["seed"],
-            seeds={name: f"SeedSequence({sched['seed']}).spawn({len(STREAMS)})[{i}]" for i, name in enumerate(STREAMS)},
-            data=data, state=state, fields=spec.record["fields"], compression=spec.record["compression"],
-            dtype=spec.record["dtype"], swmr=spec.record["swmr"], replicas=spec.replicas,
-            rng_state=streams["shuffle"].bit_generator.state, checkpoint_seconds=checkpoint_seconds,
-        )
-    unavailable: set = set()
-
-    def evaluate(metric, step, epoch):
-        if metric.name in unavailable:
-            return
-        ctx = MetricContext(rule=rule, state=state, data=data, spec=spec, step=step, epoch=epoch)
-        try:
-            values = evaluate_metric(metric, ctx)
-        except MetricUnavailable as exc:
-            unavailable.add(metric.name)
-            log(f"metric '{metric.name}' skipped: {exc}")
-            return
-        if recorder is not None:
-            with critical():
-                recorder.record_metric(metric.name, step, values)
-        final_metrics[metric.name] = (step, values)
-
-    periodic = [(every, lambda step, epoch, _s, m=metric: evaluate(m, step, epoch))
-                for metric, every in spec.metrics if every]
     try:
+        if resume:
+            recorder, checkpoint = run_file.reopen(record_every=spec.record["every"], swmr=spec.record["swmr"],
+                                                   checkpoint_seconds=checkpoint_seconds)
+            _restore(state, checkpoint.state, path)
+            position, recorded = checkpoint.position, recorder.recorded or checkpoint.position.step % spec.record["every"]
+            final_metrics.update(recorder.metric_history())
+            log(f"resuming {path} at step {position.step} (epoch {position.epoch}, batch {position.batch})")
+        elif run_file is not None:
+            recorder = run_file.create(
+                name=spec.name, spec_yaml=spec.to_yaml(), seed=sched["seed"],
+                seeds={name: f"SeedSequence({sched['seed']}).spawn({len(STREAMS)})[{i}]" for i, name in enumerate(STREAMS)},
+                data=data, state=state, fields=spec.record["fields"], compression=spec.record["compression"],
+                dtype=spec.record["dtype"], swmr=spec.record["swmr"], replicas=spec.replicas,
+                rng_state=streams["shuffle"].bit_generator.state, checkpoint_seconds=checkpoint_seconds,
+            )
+        unavailable: set = set()
+
+        def evaluate(metric, step, epoch):
+            if metric.name in unavailable:
+                return
+            ctx = MetricContext(rule=rule, state=state, data=data, spec=spec, step=step, epoch=epoch)
+            try:
+                values = evaluate_metric(metric, ctx)
+            except MetricUnavailable as exc:
+                unavailable.add(metric.name)
+                log(f"metric '{metric.name}' skipped: {exc}")
+                return
+            if recorder is not None:
+                with critical():
+                    recorder.record_metric(metric.name, step, values)
+            final_metrics[metric.name] = (step, values)
+
+        periodic = [(every, lambda step, epoch, _s, m=metric: evaluate(m, step, epoch))
+                    for metric, every in spec.metrics if every]
         with threads.using(spec.resolved["output"].get("threads")):  # the kernels' team, BLAS limits
             outcome = train(
                 rule, state, X, epochs=sched["epochs"], batch_size=sched["batch_size"], shuffle=sched["shuffle"],
