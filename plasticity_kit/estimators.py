@@ -23,9 +23,9 @@ parameter (``set_params``) rebuilds everything at the next fit, the interaction 
 Parameters map one-to-one to spec keys (:data:`PARAM_KEYS`); the names are those of the
 Nico-Curti/plasticity library where it has one:
 
-=======================  ==========================================================
+======================== ==========================================================
 estimator parameter      spec key
-=======================  ==========================================================
+======================== ==========================================================
 ``outputs``              ``model.n_neurons``
 ``num_epochs``           ``schedule.epochs``
 ``batch_size``           ``schedule.batch_size``
@@ -42,7 +42,7 @@ estimator parameter      spec key
 any other parameter      ``model.rule.params.<name>`` (the rule's own options)
 ``verbose``              (not in the spec: progress bar)
 ``readout_power``        (not in the spec: the exponent n of predict's and inpaint's read-out)
-=======================  ==========================================================
+======================== ==========================================================
 
 Defaults follow the Nico-Curti/plasticity library, whose documented examples rely on them: an
 optimizer given without a learning rate (``Adam()``, ``"adam"``, ``{"name": "sgd"}``) uses
@@ -248,7 +248,7 @@ class PlasticityEstimator:
     Methods: ``fit(X, y=None)``, ``partial_fit(X, y=None, classes=None)`` (one epoch over X,
     continuing the current state), ``transform`` (the neurons' responses), ``fit_transform``,
     ``predict`` and ``inpaint`` (after a supervised fit), ``to_spec`` / ``from_spec``.
-    Fitted attributes: ``weights_`` (n_neurons × n_features_in_), one ``<field>_`` per recordable
+    Fitted attributes: ``weights_`` (n_neurons × ``n_features_in_``), one ``<field>_`` per recordable
     state field of the rule (``theta_`` for BCM), ``state_`` (every state array, optimizer moments
     included), ``n_iter_`` (epochs trained), ``n_features_in_``, ``seed_`` and, after a supervised
     fit, ``classes_`` and ``label_weights_``; ``weights`` is ``weights_`` under the reference

@@ -134,22 +134,34 @@ class RuleTestSuite:
     """Conformance tests of one learning rule.  Subclass it (``class TestMyRule(RuleTestSuite)``)
     and set ``rule``; every other attribute has a working default.
 
-    Attributes:
-        rule: the rule's spec name (required).
-        params: ``model.rule.params`` used by every test.
-        components: other ``model`` keys (activation, interaction, optimizer, initializer).
-        n_inputs, n_neurons, n_samples: sizes of the synthetic problem.
-        batch_size, steps: mini-batch size and number of steps of the unit tests.
-        epochs: epochs of the end-to-end run (``n_samples`` need not divide by ``batch_size``:
-            the last batch of an epoch is then smaller, as in real runs).
-        exporters: exporters of the end-to-end run (spec names).
-        plugin_name: if set, the plugin that must own the rule (for an installed package, the
-            entry-point name in group ``plasticity_kit``).
-        plugins: plugin objects (modules or instances with ``@hookimpl`` functions) to test
-            instead of the installed entry points; leave empty to test the installed package.
-        random_init: the initial state is drawn from the generator given to ``init_state``
-            (set False for a rule whose initial state is deterministic).
-        seed: seed of the data and of the initial states.
+    Attributes (class attributes of the subclass):
+
+    ``rule``
+        the rule's spec name (required).
+    ``params``
+        ``model.rule.params`` used by every test.
+    ``components``
+        other ``model`` keys (activation, interaction, optimizer, initializer).
+    ``n_inputs``, ``n_neurons``, ``n_samples``
+        sizes of the synthetic problem.
+    ``batch_size``, ``steps``
+        mini-batch size and number of steps of the unit tests.
+    ``epochs``
+        epochs of the end-to-end run (``n_samples`` need not divide by ``batch_size``: the last
+        batch of an epoch is then smaller, as in real runs).
+    ``exporters``
+        exporters of the end-to-end run (spec names).
+    ``plugin_name``
+        if set, the plugin that must own the rule (for an installed package, the entry-point
+        name in group ``plasticity_kit``).
+    ``plugins``
+        plugin objects (modules or instances with ``@hookimpl`` functions) to test instead of the
+        installed entry points; leave empty to test the installed package.
+    ``random_init``
+        the initial state is drawn from the generator given to ``init_state`` (set False for a
+        rule whose initial state is deterministic).
+    ``seed``
+        seed of the data and of the initial states.
     """
 
     __test__ = False  # the base class itself holds no rule; subclasses are collected

@@ -56,11 +56,23 @@ class Rule:
     """Base class of learning rules.  Subclasses set the class attributes and the four methods."""
 
     name: ClassVar[str] = ""
+    """The word used in specs (``model.rule.name``); unique among the installed rules."""
     options: ClassVar[Schema] = Schema()
+    """The rule's parameters (``model.rule.params``): a :class:`~plasticity_kit.options.Schema`
+    of typed, bounded :class:`~plasticity_kit.options.Option` s; validated values arrive in
+    ``self.params``."""
     uses: ClassVar[tuple[str, ...]] = ("initializer",)
-    defaults: ClassVar[dict[str, str]] = {"initializer": "normal"}
+    """The model components the rule takes, among ``activation``, ``interaction``, ``optimizer``,
+    ``initializer``; built from the spec's ``model.<component>`` keys into ``self.model``.  A spec
+    naming a component the rule does not use is an error."""
+    defaults: ClassVar[dict] = {"initializer": "normal"}
+    """Component → what to use when the spec omits it: a name (``"normal"``) or a mapping
+    ``{"name": "normal", "params": {"std": 0.01}}``."""
     fields: ClassVar[dict[str, str]] = {"weights": "synaptic weights W, shape (n_neurons, n_inputs)"}
+    """The state arrays that can be recorded over time (``record.fields``), name → description.
+    Must include ``weights``."""
     default_record: ClassVar[tuple[str, ...]] = ("weights",)
+    """The fields recorded when the spec's ``record.fields`` is omitted."""
     chunk_steps: ClassVar[int] = 1
     """The most steps the scheduler hands to :meth:`run_steps` at once.  Above 1 only for rules
     whose ``end_epoch`` does nothing (a chunk may span epochs) and whose kernel gains from
@@ -80,7 +92,12 @@ class Rule:
 
     def init_state(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """Fresh state: at least ``weights`` (n_neurons × n_inputs) drawn by the initializer
-        (then orthogonalised when the rule's ``orthogonalize`` option is on)."""
+        (then orthogonalised when the rule's ``orthogonalize`` option is on).
+
+        Override it to add state arrays (a threshold, a running mean): call
+        ``super().init_state(rng)`` and add C-contiguous arrays in ``self.dtype``.  Draw anything
+        random from ``rng`` only (the run's seeded initial-state stream), so that the same spec and
+        seed give the same run and replica r of a replicated run starts from the r-th draw."""
         m = self.model
         weights = m.initializer(rng, (m.n_neurons, m.n_inputs), self.dtype)
         if self.params.get("orthogonalize"):
@@ -88,7 +105,12 @@ class Rule:
         return {"weights": np.ascontiguousarray(weights, dtype=self.dtype)}
 
     def step(self, state: dict[str, np.ndarray], batch: np.ndarray) -> None:
-        """Apply the rule to one mini-batch (B × n_inputs), updating ``state`` in place."""
+        """Apply the rule to one mini-batch, updating ``state`` in place (the only method without a
+        default).
+
+        ``batch``: C-contiguous (B × n_inputs) in the model dtype, values in [0, 1] for every
+        built-in data set; the last batch of an epoch may be smaller.  It may be a buffer the
+        scheduler reuses: never modify it or keep a reference to it."""
         raise NotImplementedError
 
     def run_steps(self, state: dict[str, np.ndarray], X: np.ndarray, batches: np.ndarray) -> None:
