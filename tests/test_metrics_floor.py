@@ -16,7 +16,7 @@ from plasticity_kit.metrics.diversity import Identities, nearest_labels
 from plasticity_kit.metrics.fid import FID, frechet_distance, frechet_distance_features
 from plasticity_kit.metrics.floor import cached_floor, draw_subsets, real_floor
 from plasticity_kit.metrics.kid import KID, kernel_inception_distance
-from plasticity_kit.metrics.memorisation import Memorisation, memorisation, nearest_other, similarity
+from plasticity_kit.metrics.memorisation import Memorisation, memorisation, nearest, nearest_other, similarity
 from plasticity_kit.rules.base import minmax_rows
 from plasticity_kit.spec import resolve
 
@@ -181,7 +181,18 @@ def test_nearest_other_excludes_the_image_itself():
     for kind in ("ssim", "correlation"):
         sim = similarity(kind, images, images)
         expected = [max(sim[i, j] for j in range(9) if j != i) for i in range(9)]
-        assert nearest_other(kind, images, chunk=4) == pytest.approx(expected)
+        assert nearest_other(kind, images) == pytest.approx(expected)
+        assert nearest_other(kind, images, candidates=8) == pytest.approx(expected)  # 8 others: all of them
+
+
+def test_ssim_nearest_among_the_most_correlated_candidates():
+    rng = np.random.default_rng(6)
+    training = features.minmax_images(rng.random((30, 16, 16)))
+    images = np.clip(training[[3, 17]] + 0.05 * rng.random((2, 16, 16)), 0, 1)
+    exact = similarity("ssim", images, training).max(axis=1)
+    assert nearest("ssim", images, training, candidates=3) == pytest.approx(exact)  # the source is the most correlated
+    noise = rng.random((5, 16, 16))  # no source: the candidates' max can only fall short of the exact max
+    assert np.all(nearest("ssim", noise, training, candidates=2) <= similarity("ssim", noise, training).max(axis=1))
 
 
 def test_copies_of_training_images_are_memorised_and_noise_is_not():
@@ -197,7 +208,7 @@ def test_copies_of_training_images_are_memorised_and_noise_is_not():
 
 
 def test_memorisation_metric_on_a_run(ctx):
-    out = Memorisation().compute(ctx)
+    out = Memorisation(candidates=0).compute(ctx)
     training = features.minmax_images(ctx.data.X.reshape(-1, 64, 64))
     direct = memorisation(ctx.rule.synthesize(ctx.state).reshape(-1, 64, 64), training)
     assert out["ssim_ratio"] == pytest.approx(direct["ratio"]) and out["n_images"] == 7
