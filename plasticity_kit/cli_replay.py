@@ -52,8 +52,9 @@ def _table(rows: list[tuple], indent: str = "  ") -> list[str]:
 def cmd_show(args) -> int:
     from .recording import read_checkpoint
     from .replay import Trajectory
+    from .runfile_check import reading
 
-    with Trajectory(args.run) as t:
+    with Trajectory(args.run) as t, reading(t.path, "the run file"):
         spec, attrs, data = t.spec, t.attrs, t.data_info
         model, sched = spec["model"], spec["schedule"]
         lines = [f"{t.path}: run '{attrs.get('name', '?')}'",
@@ -93,8 +94,8 @@ def cmd_show(args) -> int:
             p = checkpoint.position
             lines.append(f"checkpoint: step {p.step} (epoch {p.epoch}, batch {p.batch}); continue with: "
                          f"plasticity-kit run SPEC --resume {t.path}")
-        if t.final:
-            lines.append(f"final:    {', '.join(k for k in t.final)}")
+        if t.final_keys:
+            lines.append(f"final:    {', '.join(t.final_keys)}")
         lines.append(f"file:     {_size(os.path.getsize(t.path))}{' (SWMR)' if attrs.get('swmr') else ''}")
     print("\n".join(lines))
     return 0

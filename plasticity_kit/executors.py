@@ -3,12 +3,15 @@
 An executor is a plugin (hook ``register_executors``) with one method, ``map(fn, tasks)``,
 yielding ``fn(task)`` for every task in any order.  ``fn`` is :func:`run_task`, which never
 raises: a run that fails comes back as a record with ``status: failed``, so one bad run does
-not stop the sweep.
+not stop the sweep.  A task whose worker dies before returning (killed, out of memory) is
+yielded as ``fn.lost(task, reason)`` (:func:`lost_record`: ``failed``, ``worker died (SIGKILL)``).
 """
 from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import sys
 import time
 import traceback
 
@@ -25,8 +28,6 @@ def run_task(run) -> dict:
     and every final scalar metric as ``metric.key``; it is also written to
     ``<run>/sweep-run.json`` so that a resumed sweep can aggregate runs it skips.
     """
-    import json
-
     import numpy as np
 
     from .runner import execute
@@ -35,7 +36,9 @@ def run_task(run) -> dict:
     record = {"name": run.name, "repeat": run.repeat, "seed": run.seed, "params": run.params}
     start = time.perf_counter()
     try:
-        result = execute(resolve(run.raw, run.source), progress=False, log=lambda *a: None)
+        # overwrite: the sweep runs only runs whose file is not completed (a failed or killed
+        # one is started again); the run file's lock still keeps two sweeps off one run
+        result = execute(resolve(run.raw, run.source), progress=False, log=lambda *a: None, overwrite=True)
         record.update(status=result.status, message=result.outcome.message)
         metrics = {}
         for name, values in result.metrics.items():
@@ -48,13 +51,32 @@ def run_task(run) -> dict:
         record.update(status="failed", message=f"{type(exc).__name__}: {exc}", metrics={},
                       traceback=traceback.format_exc(limit=8))
     record["seconds"] = round(time.perf_counter() - start, 4)
+    _save(run, record)
+    return record
+
+
+def lost_record(run, reason: str, *, status: str = "failed", seconds: float = 0.0) -> dict:
+    """The record of a run whose worker died or was stopped before it returned one (``status``
+    failed, or interrupted when the sweep itself was stopped), saved as :func:`run_task` saves
+    its records.  Executors find it as ``run_task.lost``."""
+    record = {"name": run.name, "repeat": run.repeat, "seed": run.seed, "params": run.params, "status": status,
+              "message": reason, "metrics": {}, "seconds": round(seconds, 4)}
+    _save(run, record)
+    return record
+
+
+run_task.lost = lost_record
+
+
+def _save(run, record: dict) -> None:
+    import json
+
     out = run.output_dir
     try:
         out.mkdir(parents=True, exist_ok=True)
         (out / "sweep-run.json").write_text(json.dumps(record, indent=1, default=str) + "\n")
     except OSError:
         pass
-    return record
 
 
 class Executor(Component):
@@ -92,26 +114,150 @@ def single_threaded_children():
 
 
 class Local(Executor):
-    """A local process pool (concurrent.futures, spawned workers, one BLAS/OpenMP thread each)."""
+    """Local worker processes, one per run and ``workers`` at a time (spawned, one BLAS/OpenMP
+    thread each).
+
+    Each run has a process of its own, so a worker that dies (SIGKILL, the OOM killer, a crash in
+    native code) takes only its run with it: that run comes back ``failed`` with the reason
+    (``worker died (SIGKILL)``) through ``fn.lost(task, reason)`` and the others go on — unlike
+    ``concurrent.futures.ProcessPoolExecutor``, whose pool breaks for good on one dead worker.
+    Workers never outlive the sweep: each asks Linux to SIGTERM it when its parent dies
+    (``prctl(PR_SET_PDEATHSIG)``) and also watches its parent's pid; when the generator is closed
+    or interrupted (Ctrl-C, SIGTERM to the parent) the running workers are sent SIGTERM — their
+    runs end ``interrupted``, resumable — and killed if still there after ``grace`` seconds.
+    """
 
     name = "local"
     options = Schema(Option("workers", "integer", None, "worker processes (default: the number of cores)",
                             low=1, nullable=True))
+    grace = 20.0  # seconds a terminated worker gets to close its run file
 
     def map(self, fn, tasks):
         import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from collections import deque
+        from multiprocessing.connection import wait
 
-        tasks = list(tasks)
+        tasks = deque(tasks)
         if not tasks:
             return
         workers = min(self.workers or os.cpu_count() or 1, len(tasks))
-        with single_threaded_children():
-            # spawn, not fork: the children must load BLAS/OpenMP after the variables are set
-            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-                futures = [pool.submit(fn, task) for task in tasks]
-                for future in as_completed(futures):
-                    yield future.result()
+        ctx = multiprocessing.get_context("spawn")  # the children load BLAS/OpenMP after the variables are set
+        running: dict = {}  # process sentinel → (process, receiving end, task)
+        try:
+            while tasks or running:
+                while tasks and len(running) < workers:
+                    task = tasks.popleft()
+                    receive, send = ctx.Pipe(duplex=False)
+                    with single_threaded_children():
+                        proc = ctx.Process(target=_worker, args=(fn, task, send, os.getpid()), name="plasticity-kit worker")
+                        proc.start()
+                    send.close()
+                    running[proc.sentinel] = (proc, receive, task, time.perf_counter())
+                for sentinel in wait(list(running)):
+                    proc, receive, task, start = running.pop(sentinel)
+                    result = _result(receive)
+                    proc.join()
+                    receive.close()
+                    if result is _NONE:
+                        result = _lost(fn, task, _death(proc.exitcode), seconds=time.perf_counter() - start)
+                    yield result
+        finally:
+            _stop([(proc, receive) for proc, receive, _, _ in running.values()], self.grace)
+
+
+_NONE = object()
+
+
+def _result(receive):
+    """What a finished worker sent, or _NONE if it died before sending."""
+    try:
+        if receive.poll():
+            return receive.recv()
+    except (EOFError, OSError):
+        pass
+    return _NONE
+
+
+def _death(exitcode) -> str:
+    if exitcode is not None and exitcode < 0:
+        try:
+            return f"worker died ({signal.Signals(-exitcode).name})"
+        except ValueError:
+            return f"worker died (signal {-exitcode})"
+    return f"worker exited with status {exitcode} before returning a result"
+
+
+def _lost(fn, task, reason: str, **how):
+    lost = getattr(fn, "lost", None)
+    if lost is None:
+        raise RuntimeError(f"{reason} while running {task!r}")
+    return lost(task, reason, **how)
+
+
+def _stop(running, grace: float) -> None:
+    """SIGTERM every running worker, wait up to ``grace`` seconds, SIGKILL what is left."""
+    for proc, _ in running:
+        if proc.is_alive():
+            proc.terminate()
+    deadline = time.monotonic() + grace
+    for proc, receive in running:
+        proc.join(max(0.0, deadline - time.monotonic()))
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
+        receive.close()
+
+
+def _worker(fn, task, send, parent: int) -> None:
+    """A worker process: die with the parent, run ``fn(task)``, send the result back."""
+    _follow_parent(parent)
+    signal.signal(signal.SIGTERM, _terminated)  # a SIGTERM before training starts ends the run too
+    start = time.perf_counter()
+    try:
+        result = fn(task)
+    except BaseException as exc:  # noqa: BLE001 - sent to the parent as a lost run
+        stopped = isinstance(exc, KeyboardInterrupt)  # SIGTERM (Terminated) or SIGINT before training began
+        result = _lost(fn, task, f"worker stopped by {'SIGTERM' if type(exc).__name__ == 'Terminated' else type(exc).__name__}"
+                       + ("" if stopped else f": {exc}"), status="interrupted" if stopped else "failed",
+                       seconds=time.perf_counter() - start)
+    try:
+        send.send(result)
+    except OSError:  # the parent is gone
+        pass
+
+
+def _terminated(signum, frame):
+    from .scheduler import Terminated
+
+    raise Terminated()
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _follow_parent(parent: int) -> None:
+    """End this process (SIGTERM) when ``parent`` dies: Linux's PR_SET_PDEATHSIG where there is
+    one, and a thread checking the parent pid every second everywhere (also covers the parent
+    dying before the prctl)."""
+    import ctypes
+    import ctypes.util
+    import threading
+
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="plasticity-kit parent watch", daemon=True).start()
 
 
 class Dask(Executor):

@@ -17,13 +17,13 @@ being written (see :func:`~plasticity_kit.recording.open_for_reading`; call
 """
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
-import yaml
-
 from .errors import DataError, SpecError
-from .recording import AXES, FORMAT, open_for_reading, read_checkpoint, writer_alive
+from .recording import AXES, read_checkpoint, writer_alive
+from .runfile_check import MalformedRunFile, open_checked, read, reading
 
 
 class State(dict):
@@ -72,18 +72,25 @@ class Field:
         return len(self._t)
 
     def __getitem__(self, index):
+        """Frames ``index`` (an int, a slice, or a tuple starting with one); MalformedRunFile if they
+        would take more than the read cap (:data:`~plasticity_kit.runfile_check.READ_CAP`) in memory."""
         n = len(self)
         if isinstance(index, tuple):
             first, rest = index[0], index[1:]
         else:
             first, rest = index, ()
+        count = 1
         if isinstance(first, slice):
             first = slice(*first.indices(n))
+            count = len(range(first.start, first.stop, first.step))
         elif isinstance(first, (int, np.integer)):
             if not -n <= first < n:
                 raise IndexError(f"frame {first} out of range: {n} frames")
             first = int(first) % n
-        return self.dataset[(first,) + rest]
+        else:
+            count = n
+        return read(self._t.path, self.dataset, (first,) + rest, frames=count,
+                    what=f"{count} frame{'s' if count != 1 else ''} of '{self.name}'")
 
     def __array__(self, dtype=None, copy=None):
         a = self[:]
@@ -98,10 +105,7 @@ class Trajectory:
 
     def __init__(self, path):
         self.path = Path(path)
-        self.file = open_for_reading(self.path)
-        if self.file.attrs.get("format") != FORMAT:
-            self.file.close()
-            raise DataError(f"{self.path}: not a plasticity-kit run file (no format = {FORMAT!r} attribute)")
+        self.file, self._info = open_checked(self.path)  # MalformedRunFile unless it is a sound run file
         self._rule = None
 
     # -- file ------------------------------------------------------------------------------
@@ -118,7 +122,7 @@ class Trajectory:
     def refresh(self) -> "Trajectory":
         """See what a live writer added since opening (reopens the file; :class:`Field` objects stay valid)."""
         self.close()
-        self.file = open_for_reading(self.path)
+        self.file, self._info = open_checked(self.path)
         return self
 
     @property
@@ -149,8 +153,8 @@ class Trajectory:
 
     @property
     def spec(self) -> dict:
-        """The fully resolved spec of the run, as a mapping."""
-        return yaml.safe_load(self.spec_text)
+        """The fully resolved spec of the run, as a mapping (a copy: changing it changes nothing)."""
+        return copy.deepcopy(self._info["spec"])
 
     @property
     def data_info(self) -> dict:
@@ -169,10 +173,9 @@ class Trajectory:
             from .spec import resolve
 
             try:
-                spec = resolve(self.spec, f"{self.path}:spec")
+                self._rule = resolve(self.spec, f"{self.path}:spec").build_rule(self._info["n_inputs"])
             except SpecError as exc:
                 raise DataError(f"cannot rebuild the rule of {self.path} from its recorded spec: {exc}") from None
-            self._rule = spec.build_rule(int(self.file["data"].attrs["n_inputs"]))
         return self._rule
 
     # -- frames ----------------------------------------------------------------------------
@@ -183,11 +186,10 @@ class Trajectory:
 
     def __len__(self) -> int:
         """Number of complete frames (a live writer may be halfway through the next one)."""
-        t = self.file["trajectory"]
-        return min(t[k].shape[0] for k in t)
+        return self._info["length"]  # counted when the file was opened (or refreshed)
 
     def _axis(self, name: str) -> np.ndarray:
-        return self.file["trajectory"][name][: len(self)]
+        return read(self.path, self.file["trajectory"][name], slice(0, len(self)), what=f"'trajectory/{name}'")
 
     @property
     def steps(self) -> np.ndarray:
@@ -227,12 +229,26 @@ class Trajectory:
         or ``state.transform(x)``)."""
         i = self.index(step)
         rule = self.rule
-        arrays = {name: np.ascontiguousarray(self.file["trajectory"][name][i]) for name in self.fields}
+        expected = self._state_shapes()
+        for name in self.fields:
+            frame = tuple(self.file["trajectory"][name].shape[1:])
+            if name in expected and frame != expected[name]:
+                raise MalformedRunFile(self.path, f"'trajectory/{name}' has frames of shape {frame}; the recorded spec's "
+                                              f"rule makes {expected[name]}")
+        arrays = {name: np.ascontiguousarray(self[name][i]) for name in self.fields}
         arrays = {k: v.astype(rule.dtype) if v.dtype.kind == "f" else v for k, v in arrays.items()}
         full = self._full_state(step)
         if full is not None:
             arrays = {**full, **{k: v for k, v in arrays.items() if k not in full}}
         return State(arrays, rule=rule, step=int(step), epoch=int(self.epochs[i]), time=float(self.times[i]))
+
+    def _state_shapes(self) -> dict:
+        """Shape of every state array the recorded spec's rule makes (from a fresh state)."""
+        if getattr(self, "_shapes", None) is None:
+            with reading(self.path, "the state of the recorded rule"):
+                state = self.rule.init_state(np.random.default_rng(0))
+            self._shapes = {k: tuple(v.shape) for k, v in state.items()}
+        return self._shapes
 
     def _full_state(self, step: int) -> dict | None:
         """Every state array at ``step`` if the file holds them: the end of the run or the last checkpoint."""
@@ -242,7 +258,14 @@ class Trajectory:
             return {k: np.asarray(v) for k, v in final.items()}
         checkpoint = read_checkpoint(f, with_state=False)
         if checkpoint is not None and checkpoint.position.step == step:
-            return read_checkpoint(f).state
+            with reading(self.path, "the checkpoint"):
+                state = read_checkpoint(f).state
+            expected = self._state_shapes()
+            for key, value in state.items():
+                if key in expected and value.shape != expected[key]:
+                    raise MalformedRunFile(self.path, f"checkpoint array '{key}' has shape {value.shape}; the recorded "
+                                                  f"spec's rule makes {expected[key]}")
+            return state
         return None
 
     def frames(self, field: str, every: int = 1, start: int = 0):
@@ -257,7 +280,7 @@ class Trajectory:
         if n and indices and indices[-1] != n - 1:
             indices.append(n - 1)
         for i in indices:
-            yield int(steps[i]), ds[i]
+            yield int(steps[i]), ds[i]  # one frame at a time (Field checks the read cap)
 
     # -- metrics and end state ---------------------------------------------------------------
     @property
@@ -266,7 +289,7 @@ class Trajectory:
         out = {}
         for name, g in self.file.get("metrics", {}).items():
             n = min(g[k].shape[0] for k in g)
-            out[name] = {k: g[k][:n] for k in g}
+            out[name] = {k: read(self.path, g[k], slice(0, n), what=f"'metrics/{name}/{k}'") for k in g}
         return out
 
     @property
@@ -274,13 +297,22 @@ class Trajectory:
         """The ``final/`` group (every state array at the end, synthetic images), empty while running."""
         out = {}
         if "final" in self.file:
-            self.file["final"].visititems(lambda k, o: out.__setitem__(k, o[()]) if hasattr(o, "shape") else None)
+            self.file["final"].visititems(
+                lambda k, o: out.__setitem__(k, read(self.path, o, what=f"'final/{k}'")) if hasattr(o, "shape") else None)
         return out
+
+    @property
+    def final_keys(self) -> list[str]:
+        """Names of the arrays in ``final/`` (without reading them)."""
+        keys = []
+        if "final" in self.file:
+            self.file["final"].visititems(lambda k, o: keys.append(k) if hasattr(o, "shape") else None)
+        return keys
 
     def total_steps(self) -> int:
         """Steps the spec asks for: epochs × ⌈n_samples / batch_size⌉."""
-        sched = self.spec["schedule"]
-        n = int(self.file["data"].attrs["n_samples"])
+        sched = self._info["spec"]["schedule"]
+        n = self._info["n_samples"]
         return int(sched["epochs"]) * -(-n // int(sched["batch_size"]))
 
 

@@ -289,8 +289,10 @@ def run_sweep(sweep: Sweep, executor, log=print) -> list[dict]:
     """Run every unfinished run of ``sweep`` on ``executor``; write and return the aggregate.
 
     Runs whose run.h5 is ``completed`` are skipped (their saved records are reused); a failed
-    run is recorded with ``status: failed`` and its error message.  The aggregate table is
-    rewritten after each run, so an interrupted sweep leaves a table of what finished.
+    run — an error, or a worker process that died — is recorded with ``status: failed`` and the
+    reason.  The aggregate table is rewritten after each run; on Ctrl-C or SIGTERM the executor
+    stops its workers, the runs not finished are recorded ``interrupted`` in the table and the
+    KeyboardInterrupt goes on (exit status 130), so a restarted sweep re-runs exactly those.
     """
     from .aggregate import write_table
     from .executors import run_task

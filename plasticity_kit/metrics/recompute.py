@@ -15,6 +15,7 @@ import numpy as np
 from ..errors import DataError, SpecError
 from ..plugins import registry
 from ..replay import Trajectory
+from ..runfile_check import as_text, read
 from .base import MetricContext
 from .base import evaluate as evaluate_metric
 from .features import ImageMetric
@@ -61,10 +62,14 @@ def open_run(path) -> SavedRun:
 
     t = Trajectory(path)
     try:
+        recorded = read(t.path, t.file["data/indices"], what="'data/indices'")
+        checksum = as_text(t.data_info.get("checksum", ""))
+    except BaseException:
+        t.close()
+        raise
+    try:
         spec = resolve(t.spec, f"{t.path}:spec")
         data = spec.dataset.load(seed_streams(spec.schedule["seed"])["data"])
-        recorded = t.file["data/indices"][()]
-        checksum = t.data_info.get("checksum", "")
     except (SpecError, DataError) as exc:
         t.close()
         raise DataError(f"cannot rebuild the training data of {t.path} from its recorded spec: {exc}") from None
