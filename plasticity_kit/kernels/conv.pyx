@@ -111,25 +111,35 @@ def soft_wta(floating[:, ::1] U, double inverse_temperature, floating[:, ::1] Y,
     if Y.shape[0] != R or Y.shape[1] != F or yu.shape[0] != F:
         raise ValueError("Y must have U's shape and yu one value per channel")
     cdef int nt = threads(num_threads)
-    cdef double top, total, t = inverse_temperature, v
+    cdef double total, t = inverse_temperature, v
+    cdef floating top
+    cdef const floating* u
+    cdef floating* y
     with nogil:
         for r in prange(R, num_threads=nt, schedule="static"):
+            u = &U[r, 0]
+            y = &Y[r, 0]
             best = 0
-            top = U[r, 0]
+            top = u[0]
             for f in range(1, F):
-                if U[r, f] > top:
-                    top = U[r, f]
+                if u[f] > top:
+                    top = u[f]
                     best = f
             total = 0
             for f in range(F):
-                if floating is float:
-                    v = expf(<float> (t * (U[r, f] - top)))
+                v = t * (u[f] - top)
+                if v < -80:  # exp(-80) < 2e-35: 0, rather than a (slow) denormal
+                    v = 0
+                elif floating is float:
+                    v = expf(<float> v)
                 else:
-                    v = exp(t * (U[r, f] - top))
-                Y[r, f] = <floating> v
+                    v = exp(v)
+                y[f] = <floating> v
                 total = total + v
+            total = 1.0 / total
             for f in range(F):
-                Y[r, f] = <floating> (Y[r, f] / total if f == best else -Y[r, f] / total)
+                y[f] = <floating> (-y[f] * total)
+            y[best] = -y[best]
         for f in range(F):
             yu[f] = 0
         for r in range(R):  # serial: a deterministic order of the sums
