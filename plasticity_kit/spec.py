@@ -89,15 +89,12 @@ class RunSpec:
         networks (:class:`~plasticity_kit.rules.replicas.Replicas`).
 
         First checks, before anything is allocated, that the run fits in the available memory
-        (:func:`plasticity_kit.memory.check`) and, when ``n_samples`` (the data set's size) is
-        given, that a batch is no larger than the data set.  SpecError names the key.
+        (:func:`plasticity_kit.memory.check`; ``n_samples``: the data set's size, when known).
+        SpecError names the key.
         """
         from .memory import check
         from .rules.replicas import Replicas
 
-        if n_samples is not None and self.schedule["batch_size"] > n_samples:
-            raise SpecError("schedule.batch_size", f"expected at most {n_samples} (the samples in data set "
-                            f"'{self.dataset.name}'), got {self.schedule['batch_size']}")
         self.memory = check(self, n_samples or 0, n_inputs)
         self.model.n_inputs = n_inputs
         self.model.epochs = self.schedule["epochs"]
@@ -396,6 +393,7 @@ def _resolve(raw: dict, source: str, reg: Registry) -> RunSpec:
 
     # schedule
     schedule = SCHEDULE.validate(_section(raw, "schedule"), "schedule")
+    dataset.min_samples = schedule["batch_size"]  # a batch larger than the data is refused when it loads
 
     # record
     record = RECORD.validate(_section(raw, "record", required=False), "record")

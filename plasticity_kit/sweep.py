@@ -243,6 +243,7 @@ def _validate(run: SweepRun, grid: dict, sizes: dict | None = None) -> None:
                 sizes[data_key] = data.X.shape
             else:
                 try:
+                    spec.dataset.check_size(sizes[data_key][0])
                     spec.build_rule(sizes[data_key][1], sizes[data_key][0])
                 except SpecError as exc:
                     raise exc.with_source(spec.source) if exc.source is None else exc
@@ -272,17 +273,15 @@ def finished(run: SweepRun) -> dict | None:
     """The saved record of ``run`` if its run.h5 says ``completed`` (then a resumed sweep skips it)."""
     import json
 
-    import h5py
+    from .runfile_check import MalformedRunFile, check_run_file
 
-    path = run.output_dir / "run.h5"
     try:
-        with h5py.File(path, "r") as f:
-            if f.attrs.get("status") != "completed":
-                return None
+        if check_run_file(run.output_dir / "run.h5")["status"] != "completed":
+            return None  # a damaged file is not finished either: the run is done again
         record = json.loads((run.output_dir / "sweep-run.json").read_text())
-    except (OSError, ValueError):
+    except (MalformedRunFile, OSError, ValueError):
         return None
-    return record if record.get("status") == "completed" else None
+    return record if isinstance(record, dict) and record.get("status") == "completed" else None
 
 
 def run_sweep(sweep: Sweep, executor, log=print) -> list[dict]:

@@ -159,3 +159,177 @@ def test_python_api_raises_spec_error_with_source(tmp_path):
     with pytest.raises(SpecError) as info:
         resolve(spec, "mine.yaml")
     assert str(info.value) == "mine.yaml: model.n_neurons: expected an integer >= 1, got 'five'"
+
+
+# -- validate refuses exactly what run cannot do (issue 12) ---------------------------------------
+# In-process CLI: the same main() as the command, its output captured (no interpreter start-up).
+
+def run_cli(*args) -> tuple[int, str, str]:
+    import contextlib
+    import io
+
+    from plasticity_kit.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = main([str(a) for a in args])
+    return status, out.getvalue(), err.getvalue()
+
+
+def refused(path, *extra, command="validate") -> str:
+    """The one error line of ``command`` on ``path`` (exit 2), without the 'error: file: ' prefix."""
+    status, _, err = run_cli(command, path, *extra)
+    assert status == 2, err
+    lines = err.splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    prefix = f"error: {path}: "
+    assert lines[0].startswith(prefix), lines[0]
+    return lines[0][len(prefix):]
+
+
+@pytest.fixture
+def gib_free(monkeypatch):
+    """1 GiB of available memory, whatever the machine has."""
+    from plasticity_kit import memory
+
+    monkeypatch.setattr(memory, "available", lambda *a, **k: 1 << 30)
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({"schedule.seed": 2**64}, "schedule.seed: expected an integer in [0, 18446744073709551615], "
+                               "got 18446744073709551616"),
+    ({"schedule.seed": -1}, "schedule.seed: expected an integer in [0, 18446744073709551615], got -1"),
+    ({"model.n_neurons": 10**12}, "model.n_neurons: expected an integer >= 1 and at most 2147483647, "
+                                  "got 1000000000000"),
+    ({"schedule.epochs": 2**31}, "schedule.epochs: expected an integer >= 1 and at most 2147483647, got 2147483648"),
+    ({"schedule.batch_size": 10**400}, "schedule.batch_size: expected an integer >= 1 and at most 2147483647, "
+                                       "got an integer of 401 digits"),
+    ({"name": "x" * 300}, "name: expected a run name that is a file name (it names the output folder), got 'xxxxx"),
+    ({"name": "é" * 128}, "(256 bytes, a file name has at most 255)"),
+    ({"name": ".."}, "name: expected a run name that is a file name (it names the output folder), got '..' "
+                     "('..' is not a file name)"),
+    ({"name": "a/b"}, "(a file name cannot contain '/' or '\\')"),
+    ({"name": "a\0b"}, "name: expected text, got 'a\\x00b' (it contains a NUL character)"),
+    ({"output.dir": "runs/" + "d" * 256}, "output.dir: expected a folder path, got 'runs/ddd"),
+    ({"model.rule.params": {1: 2}}, "model.rule.params.1: expected a text key, got the key 1; quote it"),
+    ({"data.params": {None: 2}}, "data.params.null: expected a text key, got the key null; quote it"),
+    ({"schedule.batch_size": 21}, "schedule.batch_size: expected at most 20 (the samples in data set 'olivetti'), "
+                                  "got 21"),
+    ({"model.replicas": 10**6}, "model.replicas: expected a run that fits in the 1.0 GiB of memory available, "
+                                "got one that needs about 457.8 GiB (state 228.9 GiB"),
+    ({"model.n_neurons": 2**20}, "model.n_neurons: expected a run that fits in the 1.0 GiB of memory available"),
+    ({"model.interaction": {"name": "custom", "params": {"values": [[0, 1], [0]]}}},
+     "model.interaction.params.values[1]: expected 2 numbers (a square matrix of 2 rows), got 1"),
+    ({"model.interaction": {"name": "custom", "params": {"values": [[0, 10**400], [0, 0]]}}},
+     "model.interaction.params.values[0][1]: expected a finite number"),
+    ({"model.interaction": {"name": "custom", "params": {"values": [[0, 0], [0, 0]]}}},
+     "model.interaction.params.values: expected an 5x5 matrix (model.n_neurons = 5), got shape (2, 2)"),
+])
+def test_what_run_cannot_do_is_refused_by_validate_and_run(tmp_path, gib_free, change, expected):
+    path = write_spec(tmp_path, tiny_spec(tmp_path, **change))
+    assert expected in refused(path)
+    assert expected in refused(path, command="run")
+    assert not list(tmp_path.rglob("*.h5"))  # refused before a run file is written
+
+
+def test_largest_seed_is_accepted(tmp_path):
+    path = write_spec(tmp_path, tiny_spec(tmp_path, **{"schedule.seed": 2**64 - 1}))
+    status, out, err = run_cli("validate", path)
+    assert status == 0, err
+
+
+def test_validate_prints_the_data_size_and_the_memory_estimate(tmp_path, gib_free):
+    path = write_spec(tmp_path, tiny_spec(tmp_path))
+    status, out, err = run_cli("validate", path)
+    assert status == 0, err
+    # 20 faces of 64×64: data 20·4096·8 B = 640 KiB; state 5·4096·4 B × (1 + Adam's 2 moments) = 240 KiB
+    assert "data 'olivetti' 20x4096" in out
+    assert "memory about" in out and "data 640.0 KiB" in out and "state 240.0 KiB" in out
+    assert out.rstrip().endswith("of 1.0 GiB available)")
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("name: " + "[" * 5000 + "]" * 5000, "invalid YAML: line 1, column 56: nested more than 50 levels deep"),
+    ("a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{n}: &{n} [{', '.join(['*' + p] * 10)}]\n" for p, n in zip("abcdef", "bcdefg")),
+     "expands to more than 1,000,000 values (YAML aliases repeating an anchor?)"),
+    ("name: &a [*a]\n", "name[0]: contains itself (a YAML alias inside its own anchor)"),
+    ("schedule: {seed: 1" + "0" * 5000 + "}\n", "invalid YAML: Exceeds the limit (4300 digits)"),
+    ("schedule: {seed: 2001-12-14}\n", "schedule.seed: expected a plain YAML value"),
+    ("data: !!binary aGVsbG8=\n", "data: expected a plain YAML value (text, number, true/false, null, list or "
+                                  "mapping), got binary data b'hello'"),
+    ("data: !!python/object/apply:os.system [touch pwned]\n", "invalid YAML: "),
+    ("1: 2\n", "1: expected a text key, got the key 1; quote it"),
+    ("\"a\\nb\": 2\n", "unknown key 'a\\nb'"),  # a line break in a key stays escaped: one line
+    ("[1, 2]\n", "expected a mapping of sections"),
+], ids=["deep", "billion-laughs", "recursive", "5000-digits", "date", "binary", "python-tag", "int-key",
+        "newline-key", "list"])
+def test_hostile_yaml_is_one_clear_line(tmp_path, text, expected):
+    path = tmp_path / "spec.yaml"
+    path.write_text(text)
+    assert expected in refused(path)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_huge_and_binary_spec_files(tmp_path):
+    from plasticity_kit.spec import MAX_SPEC_BYTES
+
+    path = tmp_path / "huge.yaml"
+    path.write_text("description: '" + "x" * MAX_SPEC_BYTES + "'\n")
+    assert refused(path) == f"the spec file is {path.stat().st_size:,} bytes; a spec has at most {MAX_SPEC_BYTES:,}"
+    path.write_bytes(b"name: \xff\xfe\n")
+    assert refused(path) == "the spec is not UTF-8 text (byte 6)"
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("model.rule.params={1: 2}", "model.rule.params.1: expected a text key, got the key 1; quote it"),
+    ("schedule.seed=18446744073709551616", "schedule.seed: expected an integer in [0, 18446744073709551615]"),
+    ("model.n_neurons=1.0e+999", "model.n_neurons: expected an integer >= 1, got inf"),
+    ("name=" + "n" * 256, "(256 bytes, a file name has at most 255)"),
+    ("model=" + "[" * 60 + "]" * 60, "model: expected a mapping, got '[[[["),  # too deep for YAML: text
+], ids=["int-key", "seed", "inf", "long-name", "deep"])
+def test_set_overrides_are_checked_like_the_file(tmp_path, override, expected):
+    path = write_spec(tmp_path, tiny_spec(tmp_path))
+    assert expected in refused(path, f"--set={override}")
+
+
+def test_sweep_sections_are_validated_run_by_run(tmp_path, gib_free):
+    spec = tiny_spec(tmp_path)
+    spec["sweep"] = {"grid": {"model.n_neurons": [5, 0]}}
+    path = write_spec(tmp_path, spec)
+    assert refused(path) == "sweep.grid.model.n_neurons: expected an integer >= 1, got 0 (run n_neurons=0)"
+    spec["sweep"] = {"grid": {"schedule.batch_size": [8, 50]}}
+    path = write_spec(tmp_path, spec)
+    assert refused(path) == ("sweep.grid.schedule.batch_size: expected at most 20 (the samples in data set "
+                             "'olivetti'), got 50 (run batch_size=50)")
+    spec["sweep"] = {"replicas": 10**6}
+    assert refused(write_spec(tmp_path, spec)).startswith("model.replicas: expected a run that fits in the 1.0 GiB")
+    spec["sweep"] = {"seed": 2**64, "grid": {"model.n_neurons": [5]}}
+    assert refused(write_spec(tmp_path, spec)).startswith("sweep.seed: expected an integer in [0, 1844674407370955161")
+    spec["sweep"] = {"grid": {"model.n_neurons": list(range(1, 400)), "schedule.epochs": list(range(1, 400))}}
+    assert refused(write_spec(tmp_path, spec)) == "sweep: expected at most 100,000 runs, got 159,201 (grid × zip × repeats)"
+    spec["sweep"] = {"grid": {"description": ["x"]}}
+    assert refused(write_spec(tmp_path, spec)).startswith("sweep.grid.description: unknown key 'description'")
+    spec["sweep"] = {"grid": {"schedule": [1]}}
+    assert refused(write_spec(tmp_path, spec)) == "sweep.grid.schedule: expected a mapping, got 1 (run schedule=1)"
+    spec["sweep"] = {"grid": {"model.n_neurons": [2, 3]}}
+    status, out, err = run_cli("validate", write_spec(tmp_path, spec))
+    assert status == 0 and "valid sweep of 2 runs" in out, err
+
+
+def test_exit_status_table(tmp_path, monkeypatch):
+    """0 valid, 2 bad input, 70 an unexpected exception (a bug: with its traceback) — never 1, the
+    status of a diverged run."""
+    from plasticity_kit import spec as spec_module
+
+    path = write_spec(tmp_path, tiny_spec(tmp_path))
+    assert run_cli("validate", path)[0] == 0
+    assert run_cli("validate", tmp_path / "missing.yaml")[0] == 2
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(spec_module, "preflight", broken)
+    status, _, err = run_cli("validate", path)
+    assert status == 70
+    assert "Traceback" in err and "ZeroDivisionError: a bug" in err and "this is a bug in plasticity-kit" in err

@@ -2,6 +2,7 @@
 safe readers of ``.npy`` / ``.npz`` files (never unpickling, headers checked before allocating)."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import os
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..component import Component
-from ..errors import DataError
+from ..errors import DataError, SpecError
 
 
 @dataclass
@@ -34,10 +35,46 @@ class Data:
 
 
 class Dataset(Component):
-    """Base class of data-set plugins: ``load(rng) -> Data`` (``rng`` draws any random subset)."""
+    """Base class of data-set plugins: ``load(rng) -> Data`` (``rng`` draws any random subset).
+
+    Every subclass's ``load`` is checked on return: it must give a :class:`Data` whose ``X`` is a
+    non-empty 2-D array, with at least ``min_samples`` rows — set by the spec to
+    ``schedule.batch_size``, so that a batch larger than the data set is refused when the data is
+    loaded (SpecError at that key) instead of silently shrinking.
+    """
+
+    min_samples: int = 1
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "load" in cls.__dict__:
+            original = cls.__dict__["load"]
+
+            @functools.wraps(original)
+            def load(self, rng, *args, **kw):
+                return self.checked(original(self, rng, *args, **kw))
+
+            cls.load = load
 
     def load(self, rng: np.random.Generator) -> Data:
         raise NotImplementedError
+
+    def checked(self, data) -> Data:
+        """``data`` if it is usable (see the class docstring), else DataError / SpecError."""
+        if not isinstance(data, Data):
+            raise DataError(f"data set '{self.name}' gave {type(data).__name__}, expected a Data")
+        X = data.X
+        if not isinstance(X, np.ndarray) or X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
+            shape = getattr(X, "shape", None)
+            raise DataError(f"data set '{self.name}' gave no samples (X of shape {shape}, expected (n, D))")
+        self.check_size(X.shape[0])
+        return data
+
+    def check_size(self, n_samples: int) -> None:
+        """SpecError at ``schedule.batch_size`` when the data set has fewer than ``min_samples``."""
+        if n_samples < self.min_samples:
+            raise SpecError("schedule.batch_size", f"expected at most {n_samples} (the samples in data set "
+                            f"'{self.name}'), got {self.min_samples}")
 
 
 def file_digest(path, algorithm: str = "sha256") -> str:
