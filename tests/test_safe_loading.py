@@ -190,3 +190,25 @@ def test_no_unsafe_deserialisation_in_the_package():
             if "weights_only=True" not in match.group(1):
                 problems.append(f"{path.relative_to(PACKAGE.parent)}: torch.load without weights_only=True")
     assert not problems, "\n".join(problems)
+
+
+def test_metrics_on_a_run_whose_data_folder_was_swapped_runs_no_code(tmp_path, no_env):
+    """``plasticity-kit metrics RUN.h5`` reloads the data the recorded spec names: a crafted batch
+    put there afterwards is refused like any other."""
+    folder = tmp_path / "cifar"
+    write_batches(folder, cifar10.TRAIN + cifar10.TEST, n=4)
+    spec = tiny_spec(tmp_path, data={"name": "cifar10", "params": {"path": str(folder), "split": "test"}},
+                     **{"schedule.epochs": 1, "schedule.batch_size": 2, "model.interaction": "none"})
+    spec["metrics"] = [{"name": "nearest"}]
+    spec["exporters"] = []
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    status, out, err = cli("run", path, "-q")
+    assert status == 0, err
+    run_file = out.strip().splitlines()[-1]
+    marker = tmp_path / "pwned"
+    (folder / "test_batch").write_bytes(crafted_batches(str(marker))["builtins.exec inside the data"])
+    status, _, err = cli("metrics", run_file, "--metric", "nearest")
+    assert status == 2 and "Traceback" not in err, err
+    assert f"{folder / 'test_batch'}: not loaded" in err
+    assert not marker.exists()
