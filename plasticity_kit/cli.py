@@ -2,7 +2,8 @@
 
 Exit status: 0 success, 1 the run diverged, 2 bad input (spec, data, plugin; a run file that
 exists or another run is writing), 3 the run file could not be written (disk full, I/O error:
-the file is marked failed), 130 interrupted (Ctrl-C or SIGTERM).
+the file is marked failed), 130 interrupted (Ctrl-C or SIGTERM), 70 an unexpected exception (a
+bug: its traceback is printed).
 """
 from __future__ import annotations
 
@@ -193,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train local (non-backprop) learning rules from a YAML spec, record the whole trajectory "
                     "to HDF5, replay it and score it.",
         epilog="Exit status: 0 success, 1 the run diverged, 2 bad input (spec, data, plugin), 3 the run file could not "
-               "be written (disk full), 130 interrupted. "
+               "be written (disk full), 130 interrupted, 70 an unexpected exception (a bug). "
                "Run 'plasticity-kit COMMAND --help' for a command's options.")
     parser.add_argument("--version", action="version", version=f"plasticity-kit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
