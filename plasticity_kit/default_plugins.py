@@ -19,6 +19,7 @@ from .datasets.arrays import Images
 from .datasets.cifar10 import CIFAR10
 from .datasets.noise import WhiteNoise
 from .exporters.snr_plot import SNRPlot
+from .model.exporter import LayerFields
 from .metrics import authenticity, diversity, fid, kid, memorisation, nearest, network, prdc
 
 
@@ -71,6 +72,7 @@ def register_exporters(register):
     register(Summary)
     register(Animation)
     register(SNRPlot)
+    register(LayerFields)
 
 
 @hookimpl

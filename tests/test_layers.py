@@ -154,7 +154,9 @@ def test_activation_batch_norm_and_lrn():
 def test_run_file_holds_every_layer_and_runs_are_deterministic(tmp_path):
     finals = []
     for run in ("a", "b"):
-        spec = resolve(spec_dict(TWO_LAYERS, tmp_path / run), reg=REG)
+        raw = spec_dict(TWO_LAYERS, tmp_path / run)
+        raw["exporters"] = ["layer_fields"] if run == "a" else []
+        spec = resolve(raw, reg=REG)
         result = execute(spec, progress=False, log=lambda *a: None)
         path = os.path.join(tmp_path, run, "stack", "run.h5")
         with h5py.File(path, "r") as f:
@@ -164,6 +166,9 @@ def test_run_file_holds_every_layer_and_runs_are_deterministic(tmp_path):
             assert f["final/synthetic_images"].shape == (6, 100)
             finals.append({k: f["final/layers/" + k][()] for k in ("1/weights", "4/weights", "0/var")})
         np.testing.assert_array_equal(result.state["layers/4/weights"], finals[-1]["4/weights"])
+        if run == "a":
+            assert sorted(p.name for p in result.outputs if p.suffix == ".png") == ["layer1_fields.png",
+                                                                                   "layer4_fields.png"]
     for k in finals[0]:
         np.testing.assert_array_equal(finals[0][k], finals[1][k])
 
@@ -193,3 +198,25 @@ def test_linear_probe_untrained_twin_is_the_initial_state(tmp_path):
     assert out["softmax_untrained_accuracy"] == out["softmax_accuracy"]
     assert "softmax_untrained_accuracy" not in LinearProbe(test=test, readouts=["softmax"], n=1, max_iter=30).compute(
         MetricContext(rule=rule, state=state, data=data, spec=spec, step=0, epoch=0))
+
+
+def test_receptive_fields_compose_the_layers_below():
+    """A second layer whose unit takes one input channel at the centre tap has that channel's
+    field; one tap away it is the same field shifted by the stride between the layers."""
+    layers = [{"rule": "softhebb", "n_neurons": 2, "conv": {"kernel": 3, "padding": 1}},
+              {"stage": "max_pool", "params": {"size": 2}},
+              {"rule": "softhebb", "n_neurons": 2, "conv": {"kernel": 3, "padding": 1}}]
+    _, rule = build(layers)
+    state = rule.init_state(np.random.default_rng(0))
+    W2 = np.zeros((2, 3, 3, 2))
+    W2[0, 1, 1, 1] = 1.0  # unit 0: channel 1 at the centre
+    W2[1, 1, 2, 0] = -2.0  # unit 1: channel 0, one tap to the right (2 pixels: the pooling stride)
+    state["layers/2/weights"][...] = W2.reshape(2, -1)
+    first = rule._raw_fields(state, 0, None).reshape(2, 10, 10)
+    second = rule._raw_fields(state, 2, None).reshape(2, 10, 10)
+    np.testing.assert_allclose(second[0], first[1])
+    np.testing.assert_allclose(second[1][:, 2:], -2 * first[0][:, :-2])
+    images = rule.receptive_fields(state, 2, strongest=1)
+    assert images.shape == (2, 100) and images.min() >= 0 and images.max() <= 1
+    with pytest.raises(ValueError, match="layer 1 is not a learned layer"):
+        rule.receptive_fields(state, 1)

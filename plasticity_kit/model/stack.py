@@ -327,3 +327,50 @@ class Stack(Rule):
         patch = images.reshape(len(images), k, k, C)[:, :H - y0, :W - x0]
         canvas[:, y0:y0 + patch.shape[1], x0:x0 + patch.shape[2]] = patch
         return canvas.reshape(len(images), -1)
+
+    def receptive_fields(self, state, layer: int, strongest: int | None = None) -> np.ndarray:
+        """Receptive fields of learned layer ``layer``'s units in the input's space (units × H·W·C),
+        grey levels 0.5 + r/(2 max|r|).  The first learned layer: its filters at the centre of the
+        image (:meth:`synthesize`).  A deeper layer, by its strongest inputs: the linear
+        composition r_u = Σ w_u[y, x, c]·r_c shifted by (y − y₀, x − x₀)·S over the ``strongest``
+        largest |w_u| (default all), r_c the receptive fields of the layer below and S the product
+        of the strides between the input and this layer (pooling and non-linearities ignored)."""
+        if layer not in self.learned:
+            raise ValueError(f"layer {layer} is not a learned layer; learned layers: {self.learned}")
+        fields = self._raw_fields(state, layer, strongest)
+        scale = np.abs(fields).max(axis=1, keepdims=True)
+        return 0.5 + 0.5 * np.divide(fields, scale, out=np.zeros_like(fields), where=scale > 0)
+
+    def _raw_fields(self, state, layer, strongest):
+        H, W, C = self.input_shape
+        block = self.blocks[layer]
+        weights = np.asarray(self.layer_state(state, layer)["weights"], dtype=np.float64)
+        position = self.learned.index(layer)
+        if position == 0:
+            if block.geometry is None:
+                return weights
+            k = block.geometry.kernel
+            canvas = np.zeros((len(weights), H, W, C))
+            y0, x0 = max((H - k) // 2, 0), max((W - k) // 2, 0)
+            patch = weights.reshape(len(weights), k, k, C)[:, :H - y0, :W - x0]
+            canvas[:, y0:y0 + patch.shape[1], x0:x0 + patch.shape[2]] = patch
+            return canvas.reshape(len(weights), -1)
+        below = self._raw_fields(state, self.learned[position - 1], None).reshape(-1, H, W, C)
+        h, w, c_in = block.in_shape
+        ky, kx = (block.geometry.kernel,) * 2 if block.geometry is not None else (h, w)
+        stride = int(np.prod([getattr(b, "geometry", None).stride if isinstance(b, Learned) and b.geometry is not None
+                              else getattr(b, "stride", 1) for b in self.blocks[:layer]]))
+        taps = weights.reshape(len(weights), ky, kx, c_in)
+        out = np.zeros((len(weights), H, W, C))
+        pad = max(H, W)
+        padded = np.pad(below, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+        for u, tap in enumerate(taps):
+            flat = np.abs(tap).ravel()
+            keep = np.argsort(-flat, kind="stable")[:strongest] if strongest else np.flatnonzero(flat)
+            for idx in keep:
+                y, x, c = np.unravel_index(idx, tap.shape)
+                dy, dx = (y - ky // 2) * stride, (x - kx // 2) * stride
+                if abs(dy) < pad and abs(dx) < pad:
+                    out[u] += tap[y, x, c] * padded[c, pad - dy:pad - dy + H, pad - dx:pad - dx + W]
+        return out.reshape(len(weights), -1)
+
