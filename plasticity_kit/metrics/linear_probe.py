@@ -62,7 +62,8 @@ def softmax_readout(F_train, y_train, n_classes, l2=1e-4, max_iter=200):
     """Fit p(y|f) = softmax(A f + b) on standardised features by L-BFGS; returns ``predict(F) -> labels``."""
     mu, sd = F_train.mean(axis=0), F_train.std(axis=0)
     sd = np.where(sd > 1e-12 * max(float(sd.max()), 1e-300), sd, 1.0)
-    Z = (F_train - mu) / sd
+    Z = F_train - mu
+    Z /= sd  # in place: the features of 60,000 images take gigabytes
     d = Z.shape[1]
     theta = _lbfgs(softmax_loss, np.zeros(n_classes * (d + 1)), (Z, np.eye(n_classes)[y_train], l2), max_iter)
     A, b = theta[:n_classes * d].reshape(n_classes, d), theta[n_classes * d:]
@@ -165,8 +166,9 @@ class LinearProbe(Metric):
 
     def features(self, ctx: MetricContext, X: np.ndarray, state: dict | None = None) -> np.ndarray:
         """f = relu(h)^n, h = rule.transform(state, x) (default: the run's state), in float64."""
-        h = np.asarray(ctx.rule.transform(ctx.state if state is None else state, X), dtype=np.float64)
-        return np.maximum(h, 0.0) ** self.n
+        h = np.array(ctx.rule.transform(ctx.state if state is None else state, X), dtype=np.float64)
+        np.maximum(h, 0.0, out=h)
+        return h if self.n == 1 else np.power(h, self.n, out=h)
 
     def untrained_state(self, ctx: MetricContext, X_train: np.ndarray) -> dict:
         """The rule's initial state as the run drew it (its seed's ``init`` stream); a rule with
