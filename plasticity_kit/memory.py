@@ -9,6 +9,8 @@
 * the interaction factor (I−L)⁻¹ with L and I−L (3 × N² float64) when the rule has an interaction;
 * BCM's sample-space form (SGD, n ≤ min(D, 2048)): the Gram matrix X·Xᵀ (n² float64) and the
   coefficients C (R × N × n float64) beside W0;
+* weight sharing: the SNR record of a sleep phase and its random inputs (sleep_steps ×
+  sleep_batch × k²C float64);
 * recording: one frame of the recorded fields in flight, and the synthetic images at the end
   (one float64 copy of the weights).
 
@@ -123,9 +125,15 @@ def estimate(spec, n_samples: int, n_inputs: int) -> Estimate:
     moments = len(getattr(spec.model.optimizer, "state_names", ())) if spec.model.optimizer is not None else 0
     neuron_key = "model.replicas" if replicas > 1 else "model.n_neurons"
     est.add("state", replicas * weights * itemsize * (1 + moments), neuron_key)
-    sleep_steps = spec.model.params.get("sleep_steps")
+    params = spec.model.params
+    sleep_steps = params.get("sleep_steps")
     if isinstance(sleep_steps, int):
         est.add("sleep record", replicas * (sleep_steps + 1) * itemsize, "model.rule.params.sleep_steps")
+        sleep_batch = params.get("sleep_batch")
+        if isinstance(sleep_batch, int) and params.get("sleep", "none") != "none":
+            filter_size = _state_shape(spec, n_inputs)[-1]  # one phase's random tiles, float64
+            key = "model.rule.params." + ("sleep_steps" if sleep_steps >= sleep_batch else "sleep_batch")
+            est.add("sleep inputs", sleep_steps * sleep_batch * filter_size * 8, key)
     n = spec.model.n_neurons
     if spec.model.interaction is not None:
         est.add("interaction", 3 * n * n * 8, "model.n_neurons")

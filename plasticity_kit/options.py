@@ -102,7 +102,7 @@ def unknown_key_error(key: str, name: str, known: Iterable[str]) -> SpecError:
     return SpecError(key, f"unknown key '{name}'{hint}; allowed keys: {allowed}")
 
 
-KINDS = ("number", "integer", "bool", "string", "choice", "numbers", "integers", "path", "any")
+KINDS = ("number", "integer", "bool", "string", "choice", "numbers", "integers", "path", "filename", "any")
 """The valid ``Option.kind`` values."""
 
 
@@ -162,16 +162,24 @@ class Option:
             text = "a value"
         return text + (" or null" if self.nullable else "")
 
+    def _shown_high(self):
+        """The upper bound as messages state it: integer ceilings of 2³¹ and more (seeds) are only
+        named when a value exceeds them (see :meth:`_ceiling_text`)."""
+        if self.kind in ("integer", "integers") and self.high is not None and self.high > INT_MAX:
+            return None
+        return self.high
+
     def _range_text(self) -> str:
-        if self.low is None and self.high is None:
+        high = self._shown_high()
+        if self.low is None and high is None:
             return ""
-        if self.low is not None and self.high is not None:
+        if self.low is not None and high is not None:
             lo = "(" if self.low_open else "["
             hi = ")" if self.high_open else "]"
-            return f" in {lo}{_fmt(self.low)}, {_fmt(self.high)}{hi}"
+            return f" in {lo}{_fmt(self.low)}, {_fmt(high)}{hi}"
         if self.low is not None:
             return f" {'>' if self.low_open else '>='} {_fmt(self.low)}"
-        return f" {'<' if self.high_open else '<='} {_fmt(self.high)}"
+        return f" {'<' if self.high_open else '<='} {_fmt(high)}"
 
     def _in_range(self, x: float) -> bool:
         if self.low is not None and (x < self.low or (self.low_open and x == self.low)):
@@ -181,10 +189,12 @@ class Option:
         return True
 
     def _ceiling_text(self, x) -> str:
-        """`` and at most 2147483647`` when ``x`` is above the implicit integer ceiling."""
-        if self.kind in ("integer", "integers") and self.high is None and x > INT_MAX:
-            return f" and at most {INT_MAX}"
-        return ""
+        """`` and at most 2147483647`` when ``x`` is above an integer ceiling the range text omits
+        (:data:`INT_MAX` when no ``high`` is declared, or a ``high`` above it)."""
+        if self.kind not in ("integer", "integers") or self._shown_high() is not None:
+            return ""
+        ceiling = INT_MAX if self.high is None else self.high
+        return f" and at most {_fmt(ceiling)}" if x > ceiling else ""
 
     def coerce(self, value: Any, key: str) -> Any:
         """Return the typed value or raise SpecError at ``key``."""

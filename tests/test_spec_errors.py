@@ -196,9 +196,9 @@ def gib_free(monkeypatch):
 
 
 @pytest.mark.parametrize("change, expected", [
-    ({"schedule.seed": 2**64}, "schedule.seed: expected an integer in [0, 18446744073709551615], "
+    ({"schedule.seed": 2**64}, "schedule.seed: expected an integer >= 0 and at most 18446744073709551615, "
                                "got 18446744073709551616"),
-    ({"schedule.seed": -1}, "schedule.seed: expected an integer in [0, 18446744073709551615], got -1"),
+    ({"schedule.seed": -1}, "schedule.seed: expected an integer >= 0, got -1"),
     ({"model.n_neurons": 10**12}, "model.n_neurons: expected an integer >= 1 and at most 2147483647, "
                                   "got 1000000000000"),
     ({"schedule.epochs": 2**31}, "schedule.epochs: expected an integer >= 1 and at most 2147483647, got 2147483648"),
@@ -283,7 +283,7 @@ def test_huge_and_binary_spec_files(tmp_path):
 
 @pytest.mark.parametrize("override, expected", [
     ("model.rule.params={1: 2}", "model.rule.params.1: expected a text key, got the key 1; quote it"),
-    ("schedule.seed=18446744073709551616", "schedule.seed: expected an integer in [0, 18446744073709551615]"),
+    ("schedule.seed=18446744073709551616", "schedule.seed: expected an integer >= 0 and at most 1844674407370955"),
     ("model.n_neurons=1.0e+999", "model.n_neurons: expected an integer >= 1, got inf"),
     ("name=" + "n" * 256, "(256 bytes, a file name has at most 255)"),
     ("model=" + "[" * 60 + "]" * 60, "model: expected a mapping, got '[[[["),  # too deep for YAML: text
@@ -305,7 +305,7 @@ def test_sweep_sections_are_validated_run_by_run(tmp_path, gib_free):
     spec["sweep"] = {"replicas": 10**6}
     assert refused(write_spec(tmp_path, spec)).startswith("model.replicas: expected a run that fits in the 1.0 GiB")
     spec["sweep"] = {"seed": 2**64, "grid": {"model.n_neurons": [5]}}
-    assert refused(write_spec(tmp_path, spec)).startswith("sweep.seed: expected an integer in [0, 1844674407370955161")
+    assert refused(write_spec(tmp_path, spec)).startswith("sweep.seed: expected an integer >= 0 and at most 18446")
     spec["sweep"] = {"grid": {"model.n_neurons": list(range(1, 400)), "schedule.epochs": list(range(1, 400))}}
     assert refused(write_spec(tmp_path, spec)) == "sweep: expected at most 100,000 runs, got 159,201 (grid × zip × repeats)"
     spec["sweep"] = {"grid": {"description": ["x"]}}
