@@ -140,7 +140,7 @@ class Animation(Exporter):
 
     name = "animation"
     options = Schema(
-        Option("filename", "string", "receptive_fields.gif", "file name inside the run folder (.gif, or .mp4 with ffmpeg)"),
+        Option("filename", "filename", "receptive_fields.gif", "file name inside the run folder (.gif, or .mp4 with ffmpeg)"),
         Option("field", "string", "weights", "recorded field to animate (one image per neuron)"),
         Option("every", "integer", 1, "use every N-th recorded frame", low=1),
         Option("fps", "number", 10.0, "frames per second", low=0, low_open=True),

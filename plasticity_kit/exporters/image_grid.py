@@ -62,7 +62,7 @@ class ImageGrid(Exporter):
 
     name = "image_grid"
     options = Schema(
-        Option("filename", "string", "synthetic.png", "file name inside the run folder"),
+        Option("filename", "filename", "synthetic.png", "file name inside the run folder"),
         Option("columns", "integer", None, "images per row (default: about √n)", low=1, nullable=True),
         Option("cmap", "string", "gray", "matplotlib colormap"),
         Option("replicas", "integer", 8, "replicated runs: the first this many replicas, one row each", low=1),

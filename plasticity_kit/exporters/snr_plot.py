@@ -75,7 +75,7 @@ class SNRPlot(Exporter):
 
     name = "snr_plot"
     options = Schema(
-        Option("filename", "string", "snr.png", "file name inside the run folder"),
+        Option("filename", "filename", "snr.png", "file name inside the run folder"),
         Option("metric", "string", "weight_sharing_snr", "metric whose recorded SNR_w is plotted against the step"),
     )
 

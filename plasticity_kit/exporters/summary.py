@@ -102,7 +102,7 @@ class Summary(Exporter):
     """Run summary → ``<run>/summary.json`` and ``<run>/summary.csv``."""
 
     name = "summary"
-    options = Schema(Option("stem", "string", "summary", "file name without extension"))
+    options = Schema(Option("stem", "filename", "summary", "file name without extension"))
 
     def export(self, result, out_dir):
         data = summarize(result)
