@@ -4,26 +4,30 @@
     python benchmarks/bench_krotov.py --quick          # 2 repeats, fewer batches
     python benchmarks/bench_krotov.py --mnist DIR      # where t10k-images-idx3-ubyte.gz is
 
+Threads (``--threads 1,2``): table 1 is measured at each count, the kernel on that many threads
+(``plasticity_kit.threads.using``), numpy's and scipy's BLAS limited to as many (threadpoolctl)
+for the numpy rows and the bare product.  Every table prints the load average it ran under.
+
 Data: the genuine MNIST test set (pixels / 255) from ``--mnist DIR``, else ``$PLASTICITY_KIT_MNIST``,
 else ``<repo>/../shared/data/mnist``; without it, uniform random numbers of the same shape (the
-output says which).  Thread counts are the libraries' defaults (set ``OMP_NUM_THREADS`` /
-``OPENBLAS_NUM_THREADS`` before running to change them); the output prints them.
+output says which).
 
 Table 1, ranking rule (the issue's shape): 60,000 × 784 float32 inputs (the test set tiled 6×),
 2,000 hidden units, mini-batches of 100, p = 3, k = 7, Δ = 0.4.  Each row runs the same
 ``--batches`` consecutive mini-batches (contiguous row slices) from the same N(0, 1) weights:
 
-  (a) the reference notebook's loop transcribed to numpy (float32): sign·|W|^(p−1), the dense
-      currents, a full argsort of every column, the dense g matrix, ds = g·Xᵀ − tile(Σ g⊙I)·W,
-      W += eps·ds/max|ds|;
+  (a) the reference notebook's loop transcribed to numpy, in float64 (the notebook's dtype) and
+      float32: sign·|W|^(p−1), the dense currents, a full argsort of every column, the dense g
+      matrix, ds = g·Xᵀ − tile(Σ g⊙I)·W, W += eps·ds/max|ds|;
   (b) our numpy reference ``rules.krotov_hopfield.reference_step`` (stable argsort, dense g, the
       second dense product);
-  (c) the rule's step, ``KrotovHopfield.step`` → ``kernels.krotov.ranking_step`` (powered weights,
-      one product, per-sample top-k in parallel, sparse update of the two rows per sample);
+  (c) the rule's step, ``KrotovHopfield.step`` → ``kernels.krotov.ranking_step`` (powered weights
+      kept between steps, one product, per-sample top-k, sparse update of the two rows per
+      sample), float32 and float64;
   (d) the single dense product of a mini-batch, I = X·Wᵀ (B × N), with the BLAS the kernel uses
-      (scipy's ``sgemm``, output preallocated) — the floor for any implementation.
+      (scipy's ``sgemm`` / ``dgemm``, output preallocated) — the floor for any implementation.
 
-Targets (issue): (c) ≥ 10× (a) in samples/s, and (c) within 1.5× of (d).
+Targets (issues 5, 14): (c) ≥ 10× (a) in samples/s, and (c) within 1.2× of (d) at 1 and 2 threads.
 
 Table 2, full dynamics (the slides' setup): 600 images (60 per digit), 484 hidden units,
 mini-batches of 100, p = 2, w_inh = 0.8, dt = 1 τ, tol = 1e-6, max 1,000 steps, from N(0, 1)
@@ -128,20 +132,27 @@ def fmt(ts):
     return f"{statistics.median(ts):9.4f} [{min(ts):.4f}–{max(ts):.4f}]"
 
 
-def ranking_table(X60k, batches, repeats):
-    from scipy.linalg.blas import sgemm
+def ranking_table(X60k, batches, repeats, nt):
+    """Table 1 at ``nt`` threads: the kernel's team and the BLAS of the numpy rows and of (d)."""
+    from scipy.linalg.blas import dgemm, sgemm
+    from threadpoolctl import threadpool_limits
 
+    from plasticity_kit import threads
     from plasticity_kit.testing import make_rule
     from plasticity_kit.rules.krotov_hopfield import reference_step
 
     N, B, p, k, delta, eps = 2000, 100, 3.0, 7, 0.4, 0.02
-    W0 = np.random.default_rng(0).normal(size=(N, 784)).astype(np.float32)
-    slices = [X60k[i * B:(i + 1) * B] for i in range(batches)]
-    rule = make_rule("krotov_hopfield", {"p": p, "k": k, "delta": delta, "learning_rate": eps, "schedule": "constant"},
-                     n_inputs=784, n_neurons=N, dtype="float32")
-    I_out = np.empty((N, B), np.float32, order="F")  # (X·Wᵀ)ᵀ column-major = I (B × N) row-major
+    W32 = np.random.default_rng(0).normal(size=(N, 784)).astype(np.float32)
+    W64 = W32.astype(np.float64)
+    s32 = [X60k[i * B:(i + 1) * B] for i in range(batches)]
+    s64 = [x.astype(np.float64) for x in s32]
+    rules = {dt: make_rule("krotov_hopfield", {"p": p, "k": k, "delta": delta, "learning_rate": eps,
+                                               "schedule": "constant"}, n_inputs=784, n_neurons=N, dtype=dt)
+             for dt in ("float32", "float64")}
+    I32 = np.empty((N, B), np.float32, order="F")  # (X·Wᵀ)ᵀ column-major = I (B × N) row-major
+    I64 = np.empty((N, B), np.float64, order="F")
 
-    def run(step):
+    def run(step, W0, slices):
         W = W0.copy()
         def go():
             W[...] = W0
@@ -149,30 +160,45 @@ def ranking_table(X60k, batches, repeats):
                 step(W, xb)
         return go
 
-    state = {"weights": W0.copy(), "epoch": np.zeros(1, np.int64)}
-
-    def kernel():
-        state["weights"][...] = W0
-        for xb in slices:
-            rule.step(state, xb)
+    def kernel(dt, W0, slices):
+        state = {"weights": W0.copy(), "epoch": np.zeros(1, np.int64)}
+        rule = rules[dt]
+        def go():
+            state["weights"][...] = W0
+            rule._powered = None  # a fresh start each repeat: the first step computes all powered rows
+            with threads.using(nt):
+                for xb in slices:
+                    rule.step(state, xb)
+        return go
 
     rows = {
-        "(a) notebook loop, numpy": run(lambda W, xb: notebook_step(W, xb, eps, p, k, delta, 1e-30)),
-        "(b) numpy reference": run(lambda W, xb: reference_step(W, xb, eps, p, k, delta, 1e-30)),
-        "(c) Cython kernel (rule.step)": kernel,
-        "(d) one product X·Wᵀ (sgemm)": run(lambda W, xb: sgemm(1.0, W.T, xb.T, trans_a=True, c=I_out, overwrite_c=True)),
+        "(a) notebook loop, float64": run(lambda W, xb: notebook_step(W, xb, eps, p, k, delta, 1e-30), W64, s64),
+        "(a) notebook loop, float32": run(lambda W, xb: notebook_step(W, xb, eps, p, k, delta, 1e-30), W32, s32),
+        "(b) numpy reference, float32": run(lambda W, xb: reference_step(W, xb, eps, p, k, delta, 1e-30), W32, s32),
+        "(c) kernel (rule.step), float32": kernel("float32", W32, s32),
+        "(c) kernel (rule.step), float64": kernel("float64", W64, s64),
+        "(d) one product X·Wᵀ, float32": run(lambda W, xb: sgemm(1.0, W.T, xb.T, trans_a=True, c=I32,
+                                                                 overwrite_c=True), W32, s32),
+        "(d) one product X·Wᵀ, float64": run(lambda W, xb: dgemm(1.0, W.T, xb.T, trans_a=True, c=I64,
+                                                                 overwrite_c=True), W64, s64),
     }
-    times = measure(rows, repeats)
+    load0 = os.getloadavg()
+    with threadpool_limits(limits=nt, user_api="blas"):
+        times = measure(rows, repeats)
     n = batches * B
     med = {name: statistics.median(ts) for name, ts in times.items()}
-    print(f"\nTable 1 — ranking rule, {N} units, batch {B}, p={p:g}, k={k}, {batches} batches ({n} samples) per repeat")
+    print(f"\nTable 1 — ranking rule, {nt} thread(s), {N} units, batch {B}, p={p:g}, k={k}, {batches} batches "
+          f"({n} samples) per repeat; load average {load0[0]:.2f} before, {os.getloadavg()[0]:.2f} after")
     print(f"{'row':34s} {'seconds (median [min–max])':>30s} {'samples/s':>11s} {'s / 60k epoch':>14s}")
     for name, ts in times.items():
         print(f"{name:34s} {fmt(ts):>30s} {n / med[name]:11.0f} {60000 / n * med[name]:14.2f}")
-    c, d = med["(c) Cython kernel (rule.step)"], med["(d) one product X·Wᵀ (sgemm)"]
-    print(f"(c) speed-up over (a): {med['(a) notebook loop, numpy'] / c:.1f}×   (target ≥ 10×)")
-    print(f"(c) over (b):          {med['(b) numpy reference'] / c:.1f}×")
-    print(f"(c) time / (d) time:   {c / d:.2f}   (target ≤ 1.5)")
+    for dt in ("float32", "float64"):
+        c, d = med[f"(c) kernel (rule.step), {dt}"], med[f"(d) one product X·Wᵀ, {dt}"]
+        cmin, dmin = min(times[f"(c) kernel (rule.step), {dt}"]), min(times[f"(d) one product X·Wᵀ, {dt}"])
+        print(f"{dt}: (c) / (d) = {c / d:.2f} (medians), {cmin / dmin:.2f} (minima)   (target ≤ 1.2);  "
+              f"(c) speed-up over the notebook loop in float64: {med['(a) notebook loop, float64'] / c:.1f}×, "
+              f"float32: {med['(a) notebook loop, float32'] / c:.1f}×")
+    return med
 
 
 def dynamics_table(X, y, repeats):
@@ -227,6 +253,7 @@ def main(argv=None):
     ap.add_argument("--batches", type=int, default=50, help="mini-batches per repeat in table 1")
     ap.add_argument("--quick", action="store_true", help="2 repeats, 20 batches")
     ap.add_argument("--only", choices=("ranking", "dynamics"), default=None)
+    ap.add_argument("--threads", default="1,2", help="comma-separated thread counts of table 1 (default 1,2)")
     args = ap.parse_args(argv)
     if args.quick:
         args.repeats, args.batches = 2, 20
@@ -245,7 +272,9 @@ def main(argv=None):
           f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, "
           f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}")
     if args.only in (None, "ranking"):
-        ranking_table(np.ascontiguousarray(np.tile(X, (6, 1))), args.batches, args.repeats)
+        tiled = np.ascontiguousarray(np.tile(X, (6, 1)))
+        for nt in (int(t) for t in args.threads.split(",") if t.strip()):
+            ranking_table(tiled, args.batches, args.repeats, nt)
     if args.only in (None, "dynamics"):
         dynamics_table(X, y, args.repeats)
 

@@ -18,8 +18,9 @@ and differ in the learning activation g:
 Only units with g ≠ 0 (two per sample for the ranking rule, the few active ones for the dynamics)
 receive a learning signal, so ds is accumulated for those rows only (a sparse accumulation, no
 second dense product) and only those rows of W change.  Everything runs without the GIL, in one
-OpenMP team per call (``team.h``): each thread takes fixed blocks of samples (their currents by
-single-threaded BLAS, then their ranking or relaxation), then rows of the sparse update.  Blocks
+OpenMP team per call (``team.h``): each thread takes fixed blocks of units (their currents, by
+single-threaded BLAS), then of samples (their ranking or relaxation), then rows of the sparse
+update.  Blocks
 are fixed by the shape and each row's sums run in sample order, so any number of threads gives
 the same bits.  ``ranking_step`` can keep the powered weights between calls (``powered``,
 refreshing only the changed rows) and step R independent networks stacked in W in one call
@@ -44,7 +45,8 @@ cdef extern from "team.h" nogil:
 
 cdef enum:
     MAX_BLOCKS = 16    # most blocks of samples (or rows) a product is split into
-    MIN_SAMPLES = 16   # fewest samples in a block of the currents' product
+    MIN_UNITS = 200    # fewest units in a block of the currents' product
+    MIN_SAMPLES = 8    # fewest samples in a block of the ranking / relaxation
     MIN_ROWS = 64      # fewest rows in a block of the full powered-weights pass
     RANKING = 0
     DYNAMICS = 1
@@ -141,7 +143,7 @@ cdef struct Net:
     int mode, k, dbl
     double p, eps, precision, delta, h_star, w_inh, dt, tol
     int max_steps
-    Py_ssize_t nsb, nrb  # blocks of samples (currents), of rows (full powered pass)
+    Py_ssize_t nub, nsb, nrb  # blocks of units (currents), of samples, of rows (powered pass)
     void* cur           # B × n currents I
     double* h           # B × n steady states (dynamics)
     int* idx            # B × k ranking lists
@@ -159,7 +161,7 @@ cdef struct Net:
     double nc           # max |ds| floored at precision
     int failed          # samples whose relaxation did not converge
     int* relax_failed   # per sample (dynamics)
-    Py_ssize_t counts[6]
+    Py_ssize_t counts[7]
 
 
 cdef void powered_block(Net* net, Py_ssize_t blk, floating* tag) noexcept nogil:
@@ -167,17 +169,24 @@ cdef void powered_block(Net* net, Py_ssize_t blk, floating* tag) noexcept nogil:
     power_rows(<const floating*> net.W, <floating*> net.Wp, r0, r1, net.D, net.p)
 
 
+cdef void currents_block(Net* net, Py_ssize_t blk, floating* tag) noexcept nogil:
+    """Block ``blk`` of the units: their currents I[:, u0:u1] = X·Wp[u0:u1]ᵀ, one BLAS product
+    (split by units, so that each thread reads its share of the large Wp once)."""
+    cdef Py_ssize_t n = net.n, D = net.D
+    cdef Py_ssize_t u0 = block_start(n, net.nub, blk), u1 = block_start(n, net.nub, blk + 1)
+    if u1 <= u0:
+        return
+    gemm_rm(False, True, <int> net.B, <int> (u1 - u0), <int> D, <floating> 1, <const floating*> net.X,
+            <int> D, <const floating*> net.Wp + u0 * D, <int> D, <floating> 0, <floating*> net.cur + u0,
+            <int> n)
+
+
 cdef void samples_block(Net* net, Py_ssize_t blk, floating* tag) noexcept nogil:
-    """Block ``blk`` of the samples: their currents I = X·Wpᵀ, then their ranking (ranking rule)
-    or their relaxation (dynamics)."""
-    cdef Py_ssize_t b, n = net.n, D = net.D
+    """Block ``blk`` of the samples: their ranking (ranking rule) or relaxation (dynamics)."""
+    cdef Py_ssize_t b, n = net.n
     cdef Py_ssize_t b0 = block_start(net.B, net.nsb, blk), b1 = block_start(net.B, net.nsb, blk + 1)
     cdef floating* I = <floating*> net.cur
     cdef int s
-    if b1 <= b0:
-        return
-    gemm_rm(False, True, <int> (b1 - b0), <int> n, <int> D, <floating> 1, <const floating*> net.X + b0 * D,
-            <int> D, <const floating*> net.Wp, <int> D, <floating> 0, I + b0 * n, <int> n)
     for b in range(b0, b1):
         if net.mode == RANKING:
             rank_sample(I + b * n, n, net.k, net.idx + b * net.k, <floating*> net.val + b * net.k,
@@ -225,8 +234,8 @@ cdef void group_entries(Net* net, floating* tag) noexcept nogil:
         net.start[u] = net.start[u - 1]
     net.start[0] = 0
     net.T = T
-    net.counts[3] = T
-    net.counts[5] = T
+    net.counts[4] = T
+    net.counts[6] = T
 
 
 cdef void ds_row(Net* net, Py_ssize_t t, floating* tag) noexcept nogil:
@@ -280,14 +289,23 @@ cdef void update_row(Net* net, Py_ssize_t t, floating* tag) noexcept nogil:
 
 
 # The phases of a step, run by pk_team: 0 the full powered pass (only without the caller's
-# powered weights, p ≠ 2), 1 blocks of samples, 2 grouping (one item), 3 the touched rows' ds,
-# 4 the normaliser (one item), 5 the touched rows' update.
+# powered weights, p ≠ 2), 1 blocks of units (the currents), 2 blocks of samples (ranking or
+# relaxation), 3 grouping (one item), 4 the touched rows' ds, 5 the normaliser (one item),
+# 6 the touched rows' update.
 cdef void phase_powered(void* ctx, Py_ssize_t s, Py_ssize_t i) noexcept nogil:
     cdef Net* net = <Net*> ctx
     if net.dbl:
         powered_block(net, i, <double*> NULL)
     else:
         powered_block(net, i, <float*> NULL)
+
+
+cdef void phase_currents(void* ctx, Py_ssize_t s, Py_ssize_t i) noexcept nogil:
+    cdef Net* net = <Net*> ctx
+    if net.dbl:
+        currents_block(net, i, <double*> NULL)
+    else:
+        currents_block(net, i, <float*> NULL)
 
 
 cdef void phase_samples(void* ctx, Py_ssize_t s, Py_ssize_t i) noexcept nogil:
@@ -328,16 +346,17 @@ cdef void phase_update(void* ctx, Py_ssize_t s, Py_ssize_t i) noexcept nogil:
 
 cdef void step_network(Net* net, int nt) noexcept nogil:
     """One step of one network on ``nt`` threads (one team: pk_team)."""
-    cdef pk_task tasks[6]
-    tasks[0], tasks[1], tasks[2] = phase_powered, phase_samples, phase_group
-    tasks[3], tasks[4], tasks[5] = phase_ds, phase_norm, phase_update
+    cdef pk_task tasks[7]
+    tasks[0], tasks[1], tasks[2], tasks[3] = phase_powered, phase_currents, phase_samples, phase_group
+    tasks[4], tasks[5], tasks[6] = phase_ds, phase_norm, phase_update
     net.counts[0] = net.nrb if (net.Wp != net.W and not net.keep_wp) else 0
-    net.counts[1] = net.nsb
-    net.counts[2] = 1
-    net.counts[3] = 0    # set by the grouping phase
-    net.counts[4] = 1
-    net.counts[5] = 0    # set by the grouping phase
-    pk_team(nt, 1, 6, tasks, net.counts, net)
+    net.counts[1] = net.nub
+    net.counts[2] = net.nsb
+    net.counts[3] = 1
+    net.counts[4] = 0    # set by the grouping phase
+    net.counts[5] = 1
+    net.counts[6] = 0    # set by the grouping phase
+    pk_team(nt, 1, 7, tasks, net.counts, net)
 
 
 cdef size_t ALIGN = 64
@@ -429,8 +448,8 @@ def ranking_step(floating[:, ::1] W, const floating[:, ::1] X, double eps, doubl
 
     Threads: ``num_threads`` (≤ 0: :func:`plasticity_kit.threads.get_threads`) in one OpenMP team
     (``team.h``), BLAS single-threaded inside it.  Several replicas: one network per thread.  One
-    network: each thread takes blocks of samples (their product, their ranking), then rows of
-    the update.  Blocks are fixed by the shape and every row's sum runs in sample order, so the
+    network: each thread takes blocks of units (their share of the product), of samples (their
+    ranking), then rows of the update.  Blocks are fixed by the shape and every row's sum runs in sample order, so the
     result is the same bit for bit on any number of threads.
 
     Returns max|ds| (floored at ``precision``), the normaliser of the step: a float for
@@ -488,6 +507,7 @@ def ranking_step(floating[:, ::1] W, const floating[:, ::1] X, double eps, doubl
         nets[r].eps = eps
         nets[r].precision = precision
         nets[r].delta = delta
+        nets[r].nub = n_blocks(n, MIN_UNITS)
         nets[r].nsb = n_blocks(B, MIN_SAMPLES)
         nets[r].nrb = n_blocks(n, MIN_ROWS)
     cdef floating minus_delta = <floating> (-delta)
@@ -590,8 +610,8 @@ def dynamics_step(floating[:, ::1] W, const floating[:, ::1] X, double eps, doub
     """One mini-batch of the full dynamics on ``W`` (N × D) in place for inputs ``X`` (B × D).
 
     ``h_out`` (optional, B × N float64) receives the steady states.  Threads as ``ranking_step``
-    (one team; each thread takes blocks of samples — their product and their relaxation — then
-    rows of the update; the same bits on any number of threads).  Returns (max|ds| floored at
+    (one team; each thread takes blocks of units — their currents —, of samples — their
+    relaxation —, then rows of the update; the same bits on any number of threads).  Returns (max|ds| floored at
     ``precision``, number of samples whose relaxation did not converge).
     """
     cdef Py_ssize_t N = W.shape[0], D = W.shape[1], B = X.shape[0], b, j
@@ -627,6 +647,7 @@ def dynamics_step(floating[:, ::1] W, const floating[:, ::1] X, double eps, doub
     net.dt = dt
     net.max_steps = max_steps
     net.tol = tol
+    net.nub = n_blocks(N, MIN_UNITS)
     net.nsb = n_blocks(B, MIN_SAMPLES)
     net.nrb = n_blocks(N, MIN_ROWS)
     try:
