@@ -116,7 +116,6 @@ def cmd_metrics(args) -> int:
     import json
 
     import numpy as np
-    import yaml
 
     from .metrics.base import MetricUnavailable
     from .metrics.recompute import recompute
@@ -126,7 +125,7 @@ def cmd_metrics(args) -> int:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise SpecError("--param", f"expected KEY=VALUE, got {item!r}")
-        params[key.strip()] = yaml.safe_load(value) if value.strip() else None
+        params[key.strip()] = _param_value(value, f"--param {key.strip()}") if value.strip() else None
 
     def show(v):
         a = np.asarray(v)
@@ -146,6 +145,20 @@ def cmd_metrics(args) -> int:
     if args.json:
         print(json.dumps(records, indent=1))
     return 0
+
+
+def _param_value(text: str, key: str):
+    """A command-line value read as YAML with the spec's limits (depth, aliases, plain values)."""
+    import yaml
+
+    from .spec import check_values, parse_yaml
+
+    try:
+        value = parse_yaml(text)
+    except (yaml.YAMLError, ValueError) as exc:
+        raise SpecError(key, f"expected a YAML value, got {text[:60]!r} ({getattr(exc, 'problem', None) or exc})")
+    check_values(value, key)
+    return value
 
 
 def cmd_sweep(args) -> int:
