@@ -37,6 +37,7 @@ extensions = [
 exclude_patterns = ["_build", "auto_examples/*.ipynb", "auto_examples/*.py", "auto_examples/*.zip",
                     "auto_examples/*.md5", "auto_examples/*.codeobj.json"]
 templates_path = []
+smartquotes = False  # keep the quotes of commands and values as typed
 html_theme = "alabaster"
 html_theme_options = {"description": "local learning rules, recorded", "fixed_sidebar": True,
                       "page_width": "1100px", "sidebar_width": "230px"}

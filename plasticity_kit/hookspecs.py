@@ -13,7 +13,8 @@ hookimpl = pluggy.HookimplMarker("plasticity_kit")
 
 @hookspec
 def register_rules(register):
-    """Register learning rules: ``register(RuleClass)``; subclasses of :class:`plasticity_kit.rules.Rule`."""
+    """Register learning rules: ``register(RuleClass)``; subclasses of :class:`plasticity_kit.rules.Rule`
+    implementing at least ``step(state, batch)`` (named in specs as ``model.rule``)."""
 
 
 @hookspec
@@ -32,28 +33,37 @@ def register_activations(register):
 
 @hookspec
 def register_optimizers(register):
-    """Register optimizers that apply a rule's weight change: ``register(OptimizerClass)``."""
+    """Register optimizers that apply a rule's weight change: ``register(OptimizerClass)``; a
+    :class:`~plasticity_kit.component.Component` with ``init_state(shape, dtype)`` and ``apply(W, delta,
+    state)`` stepping W along ΔW in place (see :mod:`plasticity_kit.optimizers`)."""
 
 
 @hookspec
 def register_initializers(register):
-    """Register weight initializers: ``register(InitializerClass)``."""
+    """Register weight initializers: ``register(InitializerClass)``; a
+    :class:`~plasticity_kit.component.Component` called as ``init(rng, shape, dtype)`` returning the
+    initial array (see :mod:`plasticity_kit.initializers`)."""
 
 
 @hookspec
 def register_datasets(register):
-    """Register data sets: ``register(DatasetClass)``; see :class:`plasticity_kit.datasets.Dataset`."""
+    """Register data sets: ``register(DatasetClass)``; a :class:`~plasticity_kit.datasets.base.Dataset`
+    whose ``load(rng)`` returns a :class:`~plasticity_kit.datasets.base.Data` (``X``: samples × inputs,
+    values in [0, 1]; ``image_shape`` when the inputs are images)."""
 
 
 @hookspec
 def register_exporters(register):
-    """Register exporters run at the end of a run: ``register(ExporterClass)``."""
+    """Register exporters run at the end of a completed run: ``register(ExporterClass)``; an
+    :class:`~plasticity_kit.exporters.base.Exporter` whose ``export(result, out_dir)`` writes files and
+    returns their paths."""
 
 
 @hookspec
 def register_metrics(register):
-    """Register metrics computed during or after a run: ``register(MetricClass)``; see
-    :class:`plasticity_kit.metrics.Metric`."""
+    """Register metrics computed during or after a run: ``register(MetricClass)``; a
+    :class:`~plasticity_kit.metrics.base.Metric` whose ``compute(ctx)`` returns ``{value_name: float |
+    array}`` (recorded under ``metrics/<name>/``)."""
 
 
 @hookspec

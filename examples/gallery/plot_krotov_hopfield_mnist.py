@@ -17,9 +17,10 @@ import tempfile
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 
 import plasticity_kit as pk
-from plasticity_kit.plot import view_weights
+from plasticity_kit.plot import weight_mosaic
 
 SPECS = next(p / "specs" for p in (Path.cwd(), *Path.cwd().parents) if (p / "specs" / "olivetti.yaml").exists())
 out = Path(tempfile.mkdtemp())
@@ -35,8 +36,14 @@ print(result.outcome.message, f"in {result.outcome.elapsed:.1f} s")
 print({k: round(float(v), 4) for k, v in probe_values.items() if "accuracy" in k})
 
 # %%
-# The receptive fields: each unit's weights as a 28 × 28 image, red positive, blue negative.
-fig = view_weights(result.state["weights"][:100], dims=(28, 28), columns=10)
+# The receptive fields: each unit's weights as a 28 × 28 image, red positive, blue negative
+# (``plasticity_kit.plot.view_weights`` draws the same grid for an estimator's weights).
+W = result.state["weights"][:100]
+scale = np.abs(W).max()
+fig, ax = plt.subplots(figsize=(7, 7.4))
+image = ax.imshow(weight_mosaic(W, (28, 28), columns=10), cmap="bwr", vmin=-scale, vmax=scale)
+ax.set_axis_off()
+fig.colorbar(image, ax=ax, fraction=0.046, pad=0.02)
 fig.suptitle(f"100 of the 200 Krotov–Hopfield units after 60 epochs; softmax read-out "
              f"{probe_values['softmax_accuracy']:.1%} (raw pixels {probe_values['softmax_pixel_accuracy']:.1%})",
              fontsize=9)
