@@ -167,6 +167,8 @@ KIND_MEANINGS = {
     "integers": ("a list of ints (bounds apply to each)", "[64, 64]"),
     "path": ("a file path; a relative path that does not exist from the current folder is read "
              "relative to the spec file", "faces.npy"),
+    "filename": ("a file name without a folder (no ``/``, at most 255 bytes), e.g. an exporter's output "
+                 "inside the run folder", "synthetic.png"),
     "any": ("anything YAML can hold, checked by the plugin itself", "{a: 1}"),
 }
 
