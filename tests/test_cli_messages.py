@@ -249,3 +249,23 @@ def test_a_short_run_records_few_frames_by_default(tmp_path):
     with Trajectory(run.path) as t:
         assert list(t.steps) == [0, 512, 600]            # every ⌈4096 / 8⌉ = 512 steps, and the last
         assert t.spec["record"]["every"] == 512
+
+
+# ---------------------------------------------------------------- extras: ranges, CI pins
+
+def test_extras_declare_ranges_and_ci_pins_them():
+    import tomllib
+
+    with open(os.path.join(REPO, "pyproject.toml"), "rb") as f:
+        extras = tomllib.load(f)["project"]["optional-dependencies"]
+    with open(os.path.join(REPO, ".ci", "constraints.txt"), encoding="utf-8") as f:
+        pins = dict(line.split("==") for line in (raw.split("#")[0].strip() for raw in f) if line)
+    for extra in ("fid", "docs"):
+        for requirement in extras[extra]:
+            name = re.split(r"[<>=!~ \[;]", requirement)[0]
+            assert "==" not in requirement and re.search(r">=.*<", requirement), requirement  # a compatible range
+            assert name.lower() in {p.lower() for p in pins}, f"{name} is not pinned in .ci/constraints.txt"
+    with open(os.path.join(REPO, ".ci", "run"), encoding="utf-8") as f:
+        ci = f.read()
+    assert "-c .ci/constraints.txt" in ci and "sphinx -W" in ci
+    assert ci.index("sphinx -W") < ci.index("python -m pytest")  # the docs exist when tests/test_docs.py runs
