@@ -4,7 +4,9 @@ At least :data:`EXAMPLES` specs are generated per run (Hypothesis, derandomized,
 database, so CI sees the same ones every time): the shipped specs under ``specs/`` mutated —
 values replaced by wrong types, out-of-range, huge or negative numbers, NaN/inf, unicode, NUL and
 long strings, deep nesting, mappings with non-text keys, other plugin names; keys deleted or added;
-random ``--set`` overrides.  Each goes through ``plasticity-kit validate`` in-process (the CLI's
+random ``--set`` overrides; and, at the text level, YAML with hostile lines inserted (aliases of
+aliases, recursive anchors, Python tags, binary, 5,000-digit integers, deep brackets, tabs,
+several documents).  Each goes through ``plasticity-kit validate`` in-process (the CLI's
 ``main`` with its output captured) and must end with exit 0, or exit 2 and exactly one
 ``error: …`` line — never a traceback, never exit 1 (diverged) or 70 (internal error).  A few
 accepted specs are then taken through the start of ``run`` (data, rule, initial state): a spec
@@ -229,6 +231,28 @@ def fuzzed_specs(draw):
     return spec, overrides, done
 
 
+HOSTILE_LINES = [
+    "x: &a [*a]", "x: !!python/object/apply:os.system [touch pwned]", "x: !!binary aGVsbG8=", "x: !!set {a, b}",
+    "? [a, b]\n: 1", "x: 2001-12-14", "x: 1" + "0" * 5000, "\t- tab", "x: [" * 80 + "]" * 80, "%YAML 1.1\n---",
+    "x: &b [x, x, x, x, x, x, x, x]\ny: &c [*b, *b, *b, *b, *b, *b, *b, *b]\nz: [*c, *c, *c, *c, *c, *c, *c, *c]",
+    "x: \"\\ud800\"", "x: \"a\\0b\"", "---\nname: second document", "!!map {1: 2}", "<<: {name: merged}",
+    "<<: [*undefined]", "name: \"\\n\\r\\u2028\"", "}", "x: *", "...",
+]
+
+
+@st.composite
+def hostile_texts(draw):
+    """A shipped spec's YAML with hostile lines inserted at random line breaks (text-level fuzz)."""
+    _, base = draw(st.sampled_from(BASES))
+    lines = yaml.safe_dump(base, width=10**6).splitlines()
+    for _ in range(draw(st.integers(min_value=1, max_value=3))):
+        where = draw(st.integers(min_value=0, max_value=len(lines)))
+        line = draw(st.one_of(st.sampled_from(HOSTILE_LINES), st.text(max_size=30)))
+        indent = draw(st.sampled_from(["", "  ", "    "]))
+        lines.insert(where, indent + line)
+    return "\n".join(lines) + "\n"
+
+
 def cli(*args) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -294,6 +318,26 @@ def test_fuzzed_specs_validate_in_one_line_or_pass(offline_env):
                                                      "--set=exporters=[]", f"--set=output.dir={offline_env / 'runs'}"]
         status, out, err = cli("run", run_path, "-q", *short)
         assert status in (0, 1) and "Traceback" not in err, f"{done}: exit {status}\n{err}"
+
+
+def test_hostile_yaml_text_validates_in_one_line_or_passes(offline_env):
+    path = offline_env / "hostile.yaml"
+    seen = {"examples": 0, "valid": 0}
+
+    @settings(FUZZ, max_examples=EXAMPLES // 10)
+    @given(hostile_texts())
+    def check(text):
+        path.write_text(text, encoding="utf-8", errors="surrogatepass")
+        status, out, err = cli("validate", path)
+        seen["examples"] += 1
+        seen["valid"] += status == 0
+        assert "Traceback" not in err and status in (0, 2), f"exit {status}\n{err}"
+        assert status == 0 or (len(err.splitlines()) == 1 and err.startswith("error: ")), err
+        assert not (offline_env / "pwned").exists()
+
+    check()
+    print(f"hostile YAML texts: {seen}")
+    assert seen["examples"] >= EXAMPLES // 10
 
 
 @pytest.mark.parametrize("name, base", BASES, ids=[b[0] for b in BASES])
