@@ -212,3 +212,17 @@ def test_metrics_on_a_run_whose_data_folder_was_swapped_runs_no_code(tmp_path, n
     assert status == 2 and "Traceback" not in err, err
     assert f"{folder / 'test_batch'}: not loaded" in err
     assert not marker.exists()
+
+
+def test_image_folder_too_big_for_memory_is_refused_before_reading(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from plasticity_kit import memory
+    from plasticity_kit.datasets.arrays import read_folder
+
+    for i in range(3):
+        Image.fromarray(np.full((16, 16), i * 50, np.uint8)).save(tmp_path / f"{i}.png")
+    assert read_folder(tmp_path)[0].shape == (3, 16, 16)
+    monkeypatch.setattr(memory, "available", lambda *a, **k: 4096)
+    with pytest.raises(DataError, match=r"3 images of shape \(16, 16\) need about 13.5 KiB, more than the 4.0 KiB"):
+        read_folder(tmp_path)

@@ -47,6 +47,18 @@ def read_image(path: Path) -> np.ndarray:
         raise DataError(f"{path}: cannot read image ({type(exc).__name__}: {exc})") from None
 
 
+def _check_room(folder: Path, n: int, first: np.ndarray) -> None:
+    """DataError before reading a folder whose images, as read and then as float64 rows, would
+    not fit in the available memory (n images of the first one's size)."""
+    from ..memory import available, human
+
+    need = n * first.nbytes * 2 + n * first.size * 8 * 2  # the images and their stack; float64 X and its subset
+    free = available()
+    if free is not None and need > free:
+        raise DataError(f"{folder}: {n} images of shape {first.shape} need about {human(need)}, more than the "
+                        f"{human(free)} of memory available; use fewer images")
+
+
 def read_folder(folder: Path) -> tuple[np.ndarray, np.ndarray | None, list[Path]]:
     """(images (n, H, W[, C]), labels or None, files) of an image folder (see the module docstring)."""
     files, labels = _image_files(folder), None
@@ -58,6 +70,7 @@ def read_folder(folder: Path) -> tuple[np.ndarray, np.ndarray | None, list[Path]
         files = [f for group in per_class for f in group]
         labels = np.repeat(np.arange(len(classes)), [len(g) for g in per_class])
     images = [read_image(files[0])]
+    _check_room(folder, len(files), images[0])
     for path in files[1:]:
         img = read_image(path)
         if img.shape != images[0].shape:

@@ -31,9 +31,13 @@ def read_faces(path: str) -> np.ndarray:
         raise DataError(f"{path}: Olivetti file not found")
     try:
         if path.endswith(".mat"):
-            from scipy.io import loadmat
+            from scipy.io import loadmat, whosmat
 
-            raw = loadmat(path)["faces"]
+            shapes = {name: tuple(shape) for name, shape, _ in whosmat(path)}  # headers only: nothing allocated
+            if shapes.get("faces") != (SIDE * SIDE, N_PERSONS * PER_PERSON):
+                raise DataError(f"{path}: expected 'faces' of shape (4096, 400), got "
+                                f"{shapes['faces'] if 'faces' in shapes else f'variables {sorted(shapes)}'}")
+            raw = loadmat(path, variable_names=["faces"])["faces"]
             if raw.shape != (SIDE * SIDE, N_PERSONS * PER_PERSON):
                 raise DataError(f"{path}: expected 'faces' of shape (4096, 400), got {raw.shape}")
             faces = raw.T.reshape(-1, SIDE, SIDE).transpose(0, 2, 1)
