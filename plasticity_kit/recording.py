@@ -35,18 +35,21 @@
   ``synthetic_images`` (neurons × inputs in [0, 1]; replicas × neurons × inputs for a
   replicated run) when the rule maps weights to images.
 
-Every record is flushed, so a killed process leaves a readable file.  Before each write the
+The file is flushed at least every second (``FLUSH_SECONDS``) and at every checkpoint, so a
+killed process leaves a readable file whose checkpoint's frames are all there.  Before each write the
 recorder checks the room left for the file (free space on its filesystem, and the process's
 file-size limit) against the write's size plus a reserve: a disk that fills up stops the run
 *before* HDF5 meets the error, and the reserve lets the file be marked ``failed``.  A write HDF5
 fails anyway (another process took the space, an I/O error) makes the recorder abandon its
 handle without flushing (HDF5's cached metadata may no longer agree with the disk): the file
-stays as its last flush left it, and is reopened to be marked ``failed``.  The writes run on a
-thread of the recorder's own, in order: the training thread only copies the arrays of a record
-(the frame and the checkpoint's state, ~1.4 MB for specs/olivetti.yaml) and goes on while that
-thread compresses (gzip is encoded by zlib, which releases the GIL, and written as a raw chunk)
-and writes; a queue of two records bounds the memory and makes a slow disk slow training down
-rather than fall behind.
+stays as its last flush left it, and is reopened to be marked ``failed``.
+
+Uncompressed frames (``record.compression: none``, the default) are written at once, by the
+training thread: a raw chunk each, ~0.2 ms for specs/olivetti.yaml's 344 kB.  gzip frames are
+written by a thread of the recorder's own, in order: the training thread only copies the arrays
+and goes on while that thread compresses (zlib releases the GIL) and writes; a queue of two
+records bounds the memory and makes a slow disk slow training down rather than fall behind.
+``benchmarks/bench_recording.py`` measures the filters.
 
 Live reading.  By default the file is written as before (HDF5 superblock version 0): a killed
 run's file opens with plain h5py, and a reader of a live file must open it without the file
@@ -100,10 +103,12 @@ SWMR_LIBVER = ("v110", "v110")  # the oldest format with SWMR: readable by HDF5 
 RNG_BYTES = 2048
 GZIP_LEVEL = 1  # the level the dataset declares; the frames are encoded with zlib's run-length strategy:
 # on byte-shuffled float weights it gives a stream as small as level 1's (~80% of raw) 3-4x faster
+SHUFFLE = True  # the byte-shuffle filter before gzip or lzf
 AXES = (("step", np.int64), ("epoch", np.int64), ("time", np.float64))
 SLACK = 64 << 10     # bytes of HDF5 metadata (chunk index nodes, heaps) a write may add beyond its data
 RESERVE = 256 << 10  # kept free so that a stopped run can still be marked failed and closed
 CHECKPOINT_SECONDS = 30.0
+FLUSH_SECONDS = 1.0  # frames reach the disk (and live readers) at least this often
 
 
 def _now() -> str:
@@ -224,7 +229,8 @@ def _open_for_append(path: Path, kwargs: dict) -> h5py.File:
 def _filters(compression: str) -> dict:
     if compression == "none":
         return {}
-    return {"compression": compression, "shuffle": True, **({"compression_opts": GZIP_LEVEL} if compression == "gzip" else {})}
+    return {"compression": compression, "shuffle": SHUFFLE,
+            **({"compression_opts": GZIP_LEVEL} if compression == "gzip" else {})}
 
 
 def _write_frame(ds: h5py.Dataset, n: int, frame: np.ndarray) -> None:
@@ -240,8 +246,21 @@ def _write_frame(ds: h5py.Dataset, n: int, frame: np.ndarray) -> None:
         ds.id.write_direct_chunk(offset, frame.tobytes())
     else:
         data = frame.view(np.uint8).reshape(-1, frame.dtype.itemsize).T.tobytes() if ds.shuffle else frame.tobytes()
-        encoder = zlib.compressobj(ds.compression_opts, zlib.DEFLATED, 15, 8, zlib.Z_RLE)  # zlib format, as HDF5's
+        strategy = zlib.Z_RLE if ds.compression_opts == 1 else zlib.Z_DEFAULT_STRATEGY
+        encoder = zlib.compressobj(ds.compression_opts, zlib.DEFLATED, 15, 8, strategy)  # zlib format, as HDF5's
         ds.id.write_direct_chunk(offset, encoder.compress(data) + encoder.flush())
+
+
+_ONE = h5s.create_simple((1,))
+
+
+def _append(ds: h5py.Dataset, n: int, value) -> None:
+    """Write ``value`` as element ``n`` of the 1-d resizable ``ds``, growing it to ``n + 1`` (the
+    low-level calls: h5py's ``resize`` and ``ds[n] = v`` cost several times more)."""
+    ds.id.set_extent((n + 1,))
+    space = ds.id.get_space()
+    space.select_hyperslab((n,), (1,))
+    ds.id.write(_ONE, space, np.asarray([value], dtype=ds.dtype))
 
 
 def _overwrite(ds: h5py.Dataset, value) -> None:
@@ -323,6 +342,32 @@ class _Worker:
             self.thread.join()
 
 
+class _Inline:
+    """A :class:`_Worker` that does each write at once, on the calling thread: for frames that
+    need no compression, where handing them to a thread costs more than writing them."""
+
+    def __init__(self):
+        self.error: BaseException | None = None
+
+    def check(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def submit(self, task) -> None:
+        self.check()
+        try:
+            task()
+        except BaseException as exc:
+            self.error = exc
+            raise
+
+    def sync(self) -> None:
+        self.check()
+
+    def stop(self) -> None:
+        pass
+
+
 class Recorder:
     """Writes one run file: ``record`` appends a frame (and, every ``checkpoint_seconds``, rewrites
     the checkpoint), ``record_metric`` appends a metric evaluation, ``checkpoint`` rewrites the
@@ -389,8 +434,9 @@ class Recorder:
         self._checkpoint_time = time.monotonic()
         self._handles: dict = {}
         f.flush()
+        self._flushed = time.monotonic()
         self._start_swmr()
-        self._worker = _Worker()
+        self._worker = _Worker() if compression == "gzip" else _Inline()
 
     @staticmethod
     def creation_bytes(state: dict, data) -> int:
@@ -508,17 +554,16 @@ class Recorder:
         for field, ds in zip(self.fields, datasets):
             self._check_fits(field, ds.dtype, state[field], step)
         for field, ds in zip(self.fields, datasets):
-            ds.resize(n + 1, axis=0)
+            ds.id.set_extent((n + 1,) + ds.shape[1:])
             _write_frame(ds, n, state[field])
         for axis, value in (("epoch", epoch), ("time", elapsed), ("step", step)):  # step last: a reader counts it
-            ds = self._dataset(f"trajectory/{axis}")
-            ds.resize((n + 1,))
-            ds[n] = value
+            _append(self._dataset(f"trajectory/{axis}"), n, value)
         self.n_frames, self.written = n + 1, step
         if position is not None:
             self._checkpoint(position, state)
-        else:
+        elif time.monotonic() - self._flushed >= FLUSH_SECONDS:
             self.file.flush()
+            self._flushed = time.monotonic()
 
     def _check_fits(self, field: str, stored: np.dtype, value: np.ndarray, step: int) -> None:
         """RunFileError if a finite value of ``field`` would become inf in the stored type."""
@@ -547,6 +592,7 @@ class Recorder:
         self.file.flush()  # the slot is complete on disk before it is named current
         _overwrite(current, int(target))
         self.file.flush()
+        self._flushed = time.monotonic()
 
     def _dataset(self, name: str) -> h5py.Dataset | None:
         """The dataset at ``name``, its handle kept while the file stays open (an h5py path
@@ -654,10 +700,11 @@ class Recorder:
         except BaseException:
             f.close()
             raise
-        self._checkpoint_time = time.monotonic()
+        self._checkpoint_time = self._flushed = time.monotonic()
         self.checkpointed = checkpoint.position.step
         self._start_swmr()
-        self._worker = _Worker()
+        compressed = any(t.compression == "gzip" for t in f["trajectory"].values())
+        self._worker = _Worker() if compressed else _Inline()
         return self, checkpoint
 
     def _prepare_resume(self, record_every: int) -> Checkpoint:
