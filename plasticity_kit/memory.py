@@ -14,6 +14,8 @@
 * recording: one frame of the recorded fields in flight, and the synthetic images at the end
   (one float64 copy of the weights).
 
+:func:`check` compares what is still to be allocated when the rule is built — everything but the
+data, which is loaded by then (in ``run`` and ``validate`` alike) — with the available memory.
 :func:`available` reads ``MemAvailable`` from ``/proc/meminfo`` and the cgroup limit (v2
 ``memory.max`` − ``memory.current``, v1 ``memory.limit_in_bytes`` − ``memory.usage_in_bytes``), the
 smaller of the two; ``None`` where neither can be read (then nothing is refused).
@@ -28,6 +30,7 @@ import numpy as np
 
 from .errors import SpecError
 
+LOADED = ("data", "data copy")  # in memory before the rule is built, in run and in validate alike
 GRAM_MAX = 2048  # the BCM rule's sample-space form applies up to this many samples (rules/bcm.py)
 MEMINFO = "/proc/meminfo"
 CGROUP_V2 = "/sys/fs/cgroup"
@@ -90,8 +93,13 @@ class Estimate:
     def total(self) -> int:
         return sum(n for _, n, _ in self.items)
 
+    @property
+    def pending(self) -> list:
+        """The items not yet allocated when the rule is built (the data is loaded by then)."""
+        return [item for item in self.items if item[0] not in LOADED]
+
     def largest(self) -> tuple:
-        return max(self.items, key=lambda item: item[1])
+        return max(self.pending or self.items, key=lambda item: item[1])
 
     def describe(self) -> str:
         """``about 12.3 MiB (state 1.2 MiB, data 11.1 MiB)``: the total and its largest parts."""
@@ -147,11 +155,12 @@ def estimate(spec, n_samples: int, n_inputs: int) -> Estimate:
 
 
 def check(spec, n_samples: int, n_inputs: int, free: int | None = None) -> Estimate:
-    """The estimate, or SpecError naming the key that sets its largest part when it exceeds the
+    """The estimate, or SpecError naming the key that sets its largest part when what is still to
+    be allocated (all but the loaded data, which ``available`` already leaves out) exceeds the
     available memory (``free``, default :func:`available`)."""
     est = estimate(spec, n_samples, n_inputs)
     free = available() if free is None else free
-    if free is not None and est.total > free:
+    if free is not None and sum(n for _, n, _ in est.pending) > free:
         _, _, key = est.largest()
         raise SpecError(key, f"expected a run that fits in the {human(free)} of memory available, got one that "
                         f"needs {est.describe()}; reduce {key}")
