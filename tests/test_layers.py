@@ -220,3 +220,41 @@ def test_receptive_fields_compose_the_layers_below():
     assert images.shape == (2, 100) and images.min() >= 0 and images.max() <= 1
     with pytest.raises(ValueError, match="layer 1 is not a learned layer"):
         rule.receptive_fields(state, 1)
+
+
+def test_replay_and_show_read_every_layer(tmp_path):
+    from helpers import cli
+
+    from plasticity_kit.replay import Trajectory
+
+    np.savez(tmp_path / "tiny.npz", images=X.reshape(24, 10, 10), labels=LABELS)
+    raw = spec_dict(TWO_LAYERS, tmp_path)
+    raw["data"] = {"name": "images", "params": {"path": str(tmp_path / "tiny.npz")}}
+    result = execute(resolve(raw), progress=False, log=lambda *a: None)
+    path = tmp_path / "stack" / "run.h5"
+    with Trajectory(path) as t:
+        assert t.fields == ["layers/1/weights", "layers/4/weights"]
+        last = t.at(int(t.steps[-1]))
+        np.testing.assert_array_equal(last["layers/4/weights"], result.state["layers/4/weights"])
+        np.testing.assert_array_equal(last.synthesize(), result.rule.synthesize(result.state))
+    shown = cli("show", str(path))
+    assert shown.returncode == 0 and "layers/1/weights  (6, 9)" in shown.stdout
+    drawn = cli("replay", str(path), "--frame", str(result.outcome.steps), "--out", str(tmp_path / "frame.png"))
+    assert drawn.returncode == 0 and (tmp_path / "frame.png").exists(), drawn.stderr
+
+
+def test_locally_connected_layer_with_sleep_inside_a_stack():
+    """hebbian_weight_sharing (untied filters, Pogodin et al.'s sleep) on a conv layer's pooled maps."""
+    layers = [SOFTHEBB, {"stage": "max_pool", "params": {"size": 2}},
+              {"rule": {"name": "hebbian_weight_sharing",
+                        "params": {"input_shape": [5, 5, 6], "kernel_size": 3, "sleep_every": 2, "sleep_steps": 2}},
+               "n_neurons": 2}]
+    _, rule = build(layers, training="simultaneous")
+    assert rule.output_shape == (3, 3, 2)
+    state = rule.init_state(np.random.default_rng(0))
+    assert state["layers/2/weights"].shape == (9, 2, 54)
+    before = state["layers/2/weights"].copy()
+    for start in (0, 8, 16):
+        rule.step(state, X[start:start + 8])
+    assert not np.array_equal(state["layers/2/weights"], before)
+    assert rule.transform(state, X).shape == (24, 18)

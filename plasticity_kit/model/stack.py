@@ -15,7 +15,9 @@ Spec::
 A learned layer with ``conv`` applies its rule to every k×k×C patch (K = k·k·C inputs, ``n_neurons``
 output channels, weights tied across positions): the rule steps on the batch's patches as samples
 (im2col, :mod:`plasticity_kit.kernels.conv`) and its responses W·p are computed by the fused
-convolution kernel; without ``conv`` the rule sees the whole (flattened) input.  ``greedy`` trains
+convolution kernel; without ``conv`` the rule sees the whole (flattened) input — a locally
+connected rule (``hebbian_weight_sharing``, untied filters with its sleep phase; its
+``input_shape`` the maps it receives) then outputs its own positions × channels.  ``greedy`` trains
 the learned layers one after the other, ``schedule.epochs`` split evenly between them, each on the
 output of the frozen layers below; ``simultaneous`` steps every learned layer on every batch.
 
@@ -183,6 +185,9 @@ class Learned:
         model = Model(n_inputs=n_inputs, n_neurons=F, dtype=dtype, params=config.params, epochs=epochs,
                       **config.components)
         self.rule = config.rule_class(model)
+        spatial = getattr(self.rule, "geometry", None)  # a locally connected rule (hebbian_weight_sharing)
+        if config.conv is None and hasattr(spatial, "out_h"):
+            self.out = (spatial.out_h, spatial.out_w, F)
         self.linear = type(self.rule).transform is Rule.transform  # responses W·p: the fused kernel
         self.in_shape = tuple(in_shape)
 
