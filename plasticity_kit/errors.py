@@ -56,3 +56,11 @@ class RunFileError(PlasticityKitError):
     """The run file could not be written (disk full, file-size limit, I/O error, a value its
     ``record.dtype`` cannot hold): the run stopped and its file is marked ``failed``, readable up
     to its last good frame and resumable from its last checkpoint.  ``plasticity-kit run`` exits 3."""
+
+    resumable = True  # False: resuming would meet the same error
+
+    @classmethod
+    def unresumable(cls, message: str) -> "RunFileError":
+        error = cls(message)
+        error.resumable = False
+        return error

@@ -572,7 +572,7 @@ class Recorder:
         largest = float(np.finfo(stored).max)
         peak = float(np.max(np.abs(value)))
         if np.isfinite(peak) and peak > largest:
-            raise RunFileError(f"{self.path}: record.dtype {stored.name} cannot hold '{field}' at step {step}: "
+            raise RunFileError.unresumable(f"{self.path}: record.dtype {stored.name} cannot hold '{field}' at step {step}: "
                                f"values up to {peak:.4g}, beyond its largest {largest:.0f}; record it as "
                                f"float32 (record.dtype: float32) in a new run")
 

@@ -210,7 +210,8 @@ class RunFile:
         frames = (f"keeps {recorder.n_frames} frames, the last of step {recorder.written}" if recorder.n_frames
                   else "has no frame yet")
         if recorder.mark_failed(str(error)):
-            end = f"marked failed; once the cause is mended, continue it with --resume {self.path}"
+            end = (f"marked failed; once the cause is mended, continue it with --resume {self.path}"
+                   if error.resumable else "marked failed")
         else:
             end = "could not even be marked failed (its status still says running)"
         return RunFileError(f"{error}; the run stopped, the file {frames} and was {end}")

@@ -169,3 +169,22 @@ def test_lookup3_matches_the_reference_vectors():
     assert lookup3(b"") == 0xDEADBEEF
     assert lookup3(b"Four score and seven years ago") == 0x17770551
     assert lookup3(b"Four score and seven years ago", 1) == 0xCD628161
+
+
+@pytest.mark.parametrize("checkpoint_seconds", [0, 30])  # step 0 checkpointed with its frame / at creation only
+def test_resuming_from_step_0_records_frame_0_once(tmp_path, monkeypatch, references, checkpoint_seconds):
+    spec = rule_spec(tmp_path, "bcm", **{"record.checkpoint_seconds": checkpoint_seconds})
+    owner = registry().rules.classes["bcm"]
+    name = "run_steps" if resolve(spec, "tiny.yaml").build_rule(4096).chunk_steps > 1 else "step"
+
+    def interrupting(self, *args):
+        raise KeyboardInterrupt  # inside the first step: no exact position to checkpoint
+
+    monkeypatch.setattr(owner, name, interrupting)
+    first = execute(resolve(spec, "tiny.yaml"), **QUIET)
+    monkeypatch.undo()
+    with h5py.File(first.path, "r") as f:
+        assert first.status == "interrupted" and list(f["trajectory/step"][:]) == [0]
+        assert f["checkpoint/0/position"][0] == 0 and f["checkpoint/current"][()] in (0, 1)
+    execute(resolve(spec, "tiny.yaml"), resume=first.path, **QUIET)
+    assert_same_run(first.path, references("bcm").path)  # steps 0, 4, 8, ... once each

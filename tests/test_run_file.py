@@ -46,7 +46,7 @@ def test_hdf5_contract_with_plain_h5py(tmp_path):
         assert t["epoch"].shape == t["time"].shape == steps.shape
         assert t["epoch"][0] == 0 and t["epoch"][-1] == 6
         assert np.all(np.diff(t["time"][:]) >= 0)
-        assert t["weights"].chunks == (1, 5, 4096) and t["weights"].compression == "gzip"
+        assert t["weights"].chunks == (1, 5, 4096) and t["weights"].compression is None
         np.testing.assert_array_equal(t["weights"][-1], result.state["weights"])
         np.testing.assert_array_equal(f["final/weights"][:], result.state["weights"])
         np.testing.assert_array_equal(f["final/theta"][:], result.state["theta"])
@@ -118,3 +118,17 @@ def test_killed_run_leaves_a_readable_file(tmp_path):
         frames = f["trajectory/weights"][: n - 1]
         assert np.isfinite(frames).all()
         assert yaml.safe_load(f["spec"][()].decode())["name"] == "tiny"
+
+
+def test_a_value_float16_cannot_hold_stops_the_run(tmp_path):
+    spec = tiny_spec(tmp_path, **{"record.dtype": "float16", "model.initializer.params.std": 1e5, "exporters": []})
+    out = cli("run", write_spec(tmp_path, spec))
+    h5 = tmp_path / "runs" / "tiny" / "run.h5"
+    assert out.returncode == 3
+    assert out.stderr.strip() == (
+        f"error: {h5}: record.dtype float16 cannot hold 'weights' at step 0: values up to 3.937e+05, beyond its "
+        f"largest 65504; record it as float32 (record.dtype: float32) in a new run; the run stopped, the file "
+        f"has no frame yet and was marked failed")
+    with h5py.File(h5, "r") as f:
+        assert f.attrs["status"] == "failed" and "float16 cannot hold" in f.attrs["message"]
+        assert f["trajectory/weights"].shape[0] == 0 and not np.isinf(f["trajectory/weights"][:]).any()
