@@ -49,7 +49,7 @@ CONV = Schema(
     Option("padding", "integer", 0, "zeros added on every side of the input maps", low=0),
 )
 TRAINING = ("greedy", "simultaneous")
-CHUNK = 256  # images per block of the transform (bounds the memory of the feature maps)
+CHUNK = 32  # images per block of the transform: the feature maps stay in cache (512 images: 15× slower)
 
 
 @dataclass
@@ -295,10 +295,10 @@ class Stack(Rule):
             self._run(state, i, "end_epoch", local)
         state["epoch"][0] = epoch
 
-    def calibrate(self, state, X, batch_size: int = 1000):
-        """Fit the statistics of the stages (batch normalisation) to the inputs ``X`` without
-        learning: every block runs forward in training mode on batches of ``X``."""
-        for start in range(0, len(X), batch_size):
+    def calibrate(self, state, X, batch_size: int = 1000, limit: int = 10000):
+        """Fit the statistics of the stages (batch normalisation) to the first ``limit`` inputs of
+        ``X`` without learning: every block runs forward in training mode on batches of them."""
+        for start in range(0, min(len(X), limit), batch_size):
             x = np.asarray(X[start:start + batch_size], dtype=self.dtype).reshape((-1,) + self.input_shape)
             for i in range(len(self.blocks)):
                 x = self._run(state, i, "forward", x, True)
