@@ -28,7 +28,13 @@ def main():
     ap.add_argument("--neurons", type=int, default=13)
     ap.add_argument("--epochs", type=int, default=300)
     ap.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="kernel threads (default: plasticity_kit.threads.get_threads(); stacked replicas are shared "
+                    "out one network per thread)")
     args = ap.parse_args()
+    from plasticity_kit.threads import get_threads
+
+    nt = args.threads or get_threads()
     R, n, E = args.replicas, args.neurons, args.epochs
     X = Olivetti(select="persons", persons=[0]).load(np.random.default_rng(0)).X.astype(np.float32)
     D = X.shape[1]
@@ -48,11 +54,11 @@ def main():
         m1, m2 = moments
         if steps_at_once:
             bcm_steps(W, theta, X, batches, F, activations.RELU, 0.5, False, 1e-8, opt.kernel_code, lr, a, b, eps,
-                      m1, m2, t, gram=gram, replicas=replicas)
+                      m1, m2, t, gram=gram, num_threads=nt, replicas=replicas)
         else:
             for idx in batches:
                 bcm_step(W, theta, np.ascontiguousarray(X[idx]), F, activations.RELU, 0.5, False, 1e-8,
-                         opt.kernel_code, lr, a, b, eps, m1, m2, t, replicas=replicas)
+                         opt.kernel_code, lr, a, b, eps, m1, m2, t, num_threads=nt, replicas=replicas)
 
     def one_call(steps_at_once, gram):
         W = W0.copy()
@@ -72,11 +78,11 @@ def main():
             for idx in batches:
                 for W, ((m1, m2), theta, t) in zip(Ws, st):
                     bcm_step(W, theta, np.ascontiguousarray(X[idx]), F, activations.RELU, 0.5, False, 1e-8,
-                             opt.kernel_code, lr, a, b, eps, m1, m2, t)
+                             opt.kernel_code, lr, a, b, eps, m1, m2, t, num_threads=nt)
         return time.perf_counter() - start, np.concatenate(Ws)
 
     print(f"BCM kernel, {R} replicas × {n} neurons, Olivetti person 0 (10 faces, batch 10), {args.optimizer}, "
-          f"{E} epochs, binocular, {os.environ.get('OMP_NUM_THREADS', 'default')} threads")
+          f"{E} epochs, binocular, {nt} kernel thread(s), load average {os.getloadavg()[0]:.2f}")
     print(f"{'':62s} {'seconds':>9s} {'ms/epoch':>9s} {'speed-up':>9s} identical")
     forms = [("one step per call (bcm_step)", False, None), ("all steps in one call (bcm_steps)", True, None)]
     if args.optimizer == "sgd":

@@ -89,8 +89,11 @@ def get_threads() -> int:
 
 
 def _controller():
+    """threadpoolctl's controller of the BLAS libraries, made once: after loading scipy's (the
+    kernels call it), so that it is among them even when no kernel has been imported yet."""
     global _blas
     if _blas is None:
+        import scipy.linalg.cython_blas  # noqa: F401
         from threadpoolctl import ThreadpoolController
 
         _blas = ThreadpoolController().select(user_api="blas")

@@ -74,6 +74,23 @@ def test_using_sets_the_kernels_threads_and_limits_blas():
     assert blas_threads() == before
 
 
+def test_the_blas_the_kernels_call_is_limited_even_before_a_kernel_is_imported():
+    """The controller made by the first threads.using (before any kernel is imported) holds
+    every BLAS loaded by numpy and scipy, so single_blas reaches the one the kernels call."""
+    import subprocess
+    import sys
+
+    code = ("from plasticity_kit import threads\n"
+            "with threads.using(2):\n"
+            "    ours = {lib.filepath for lib in threads._controller().lib_controllers}\n"
+            "import scipy.linalg, numpy\n"
+            "from plasticity_kit.kernels import bcm, krotov\n"
+            "from threadpoolctl import threadpool_info\n"
+            "loaded = {lib['filepath'] for lib in threadpool_info() if lib['user_api'] == 'blas'}\n"
+            "assert loaded and loaded <= ours, (loaded, ours)\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 # ---------------------------------------------------------------- determinism across threads --
 
 def same_for_every_thread_count(run):
