@@ -117,17 +117,23 @@ def plot_metric(table, x: str, metric: str, out_path) -> Path:
 def example_image(run_file) -> np.ndarray | None:
     """One synthetic image of a finished run: its first network's binocular middle neuron (odd N),
     else its neuron 0 — the image the study shows per configuration (Rondini 2023, Figs. 2, 4, 6)."""
-    import h5py
+    from .runfile_check import MalformedRunFile, open_checked, read
 
     try:
-        with h5py.File(run_file, "r") as f:
-            if "final/synthetic_images" not in f:
-                return None
-            images = f["final/synthetic_images"]
-            shape = tuple(int(s) for s in f["data"].attrs["image_shape"])
-            spec = yaml.safe_load(f["spec"][()])
-            first = images[0] if int(f.attrs.get("replicas", 1)) > 1 else images[()]
-    except (OSError, KeyError):
+        f, info = open_checked(run_file)  # a missing or damaged file has no example
+    except MalformedRunFile:
+        return None
+    with f:
+        if "final/synthetic_images" not in f:
+            return None
+        images = f["final/synthetic_images"]
+        shape = tuple(int(s) for s in f["data"].attrs.get("image_shape", ()))
+        spec = info["spec"]
+        try:
+            first = read(run_file, images, 0 if info["replicas"] > 1 else (), what="'final/synthetic_images'")
+        except MalformedRunFile:
+            return None
+    if first.ndim != 2 or (shape and first.shape[1] != int(np.prod(shape))):
         return None
     from .metrics.synthetic import middle_index
 

@@ -139,8 +139,8 @@ def cmd_replay(args) -> int:
             state = t.at(step)
             images = state.synthesize()
             if images is None or not t.image_shape:
-                raise SpecError("--frame", f"rule '{t.spec['model']['rule']['name']}' or data '{t.data_info.get('name')}' "
-                                           f"gives no images to draw")
+                raise SpecError("--frame", f"{t.path}: rule '{t.spec['model']['rule']['name']}' or data "
+                                           f"'{t.data_info.get('name')}' gives no images to draw")
             images = images.reshape((images.shape[0],) + t.image_shape)
             title = f"{t.attrs.get('name', '')}: step {step}, epoch {state.epoch}"
             path = save_image_grid(images, args.out, title=title)

@@ -251,8 +251,10 @@ class _Checker:
             self.fail("'spec' is not UTF-8 text")
         if len(text) > TEXT_CAP:
             self.fail(f"'spec' holds {len(text)} characters, over {TEXT_CAP}")
+        from .spec import parse_yaml  # the safe loader with a nesting limit
+
         try:
-            spec = yaml.safe_load(text)
+            spec = parse_yaml(text)
         except (yaml.YAMLError, RecursionError, ValueError) as exc:
             self.fail(f"'spec' is not valid YAML ({_short(exc).splitlines()[0] if str(exc) else type(exc).__name__})")
         if not isinstance(spec, dict):
@@ -318,7 +320,10 @@ class _Checker:
         n = step.shape[0]
         lengths = (n, n + 1) if status == "running" else (n,)  # a live or killed writer appends step last
         frames: dict = {}
-        for name in list(g):
+        names: list = []  # nested too: a layered model records layers/<i>/<field>
+        with reading(self.path, "'trajectory'"):
+            g.visititems(lambda key, obj: names.append(key) if isinstance(obj, h5py.Dataset) else None)
+        for name in names:
             where = f"trajectory/{name}"
             ds = self.dataset(g, name, where)
             axis = name in dict(AXES)
@@ -344,7 +349,7 @@ class _Checker:
         for axis, _ in AXES:
             if axis not in g:
                 self.fail(f"dataset 'trajectory/{axis}' is missing")
-        self.complete = min(g[k].shape[0] for k in g)  # frames whose every dataset is written
+        self.complete = min(g[k].shape[0] for k in names)  # frames whose every dataset is written
         return frames
 
     def metrics(self) -> None:

@@ -160,8 +160,8 @@ _echo_or_die.lost = lambda task, reason, **how: (task, "lost", reason)
 
 @pytest.mark.parametrize("rule", ["bcm", "krotov_hopfield"])
 def test_a_sweep_run_equals_the_same_run_alone(tmp_path, rule):
-    """A run in a single-threaded sweep worker and the same run done alone in this process end
-    with bit-identical weights (kernels independent of the thread count)."""
+    """A run in a single-threaded sweep worker and the same run done alone on 3 threads in this
+    process end with bit-identical weights (kernels independent of the thread count, issue 14)."""
     raw = {
         "name": "alone",
         "data": {"name": "white_noise", "params": {"image_shape": [6, 6], "n_samples": 64}},
@@ -174,7 +174,7 @@ def test_a_sweep_run_equals_the_same_run_alone(tmp_path, rule):
     }
     sweep = expand(raw)
     assert run_sweep(sweep, Local(workers=1), log=lambda *a: None)[0]["status"] == "completed"
-    alone = dict(sweep.runs[0].raw, output={"dir": str(tmp_path / "alone")})
+    alone = dict(sweep.runs[0].raw, output={"dir": str(tmp_path / "alone"), "threads": 3})  # vs 1 in the worker
     result = execute(resolve(alone), progress=False, log=lambda *a: None)
     with h5py.File(sweep.runs[0].output_dir / "run.h5", "r") as f:
         in_sweep = f["final/weights"][()]

@@ -85,7 +85,7 @@ def build_metrics(run: SavedRun, names, params: dict) -> list:
     in_spec = {m.name: m for m, _ in run.spec.metrics}
     if not names:
         if not in_spec:
-            raise SpecError("--metric", "the run's spec lists no metrics; name one, e.g. --metric fid")
+            raise SpecError("--metric", f"{run.label}: the run's spec lists no metrics; name one, e.g. --metric fid")
         names = list(in_spec)
     out = []
     for name in names:
