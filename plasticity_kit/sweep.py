@@ -35,7 +35,7 @@ import numpy as np
 
 from .errors import SpecError
 from .options import SEED_MAX, Option, describe, filename_problem, unknown_key_error
-from .spec import SECTIONS, apply_overrides, read_with_overrides, resolve
+from .spec import OUTPUT, SECTIONS, apply_overrides, read_with_overrides, resolve
 
 SWEEP_KEYS = ("seed", "repeats", "replicas", "grid", "zip", "plot")
 MAX_RUNS = 100_000
@@ -180,7 +180,7 @@ def _expand(raw: dict, source: str, validate: bool, sizes: dict | None = None) -
         if base.get(section) is not None and not isinstance(base[section], dict):
             raise SpecError(section, f"expected a mapping, got {describe(base[section])}")
     output = base.get("output") or {}
-    directory = Path(output.get("dir", "runs")) / name
+    directory = Path(OUTPUT.validate(output, "output")["dir"]) / name  # output.dir checked before it is a path
 
     keys = list(grid) + list(zipped)
     count = math.prod(len(v) for v in grid.values()) * (next(iter(lengths.values())) if zipped else 1) * repeats

@@ -12,8 +12,8 @@ several documents).  Each goes through ``plasticity-kit validate`` in-process (t
 accepted specs are then taken through the start of ``run`` (data, rule, initial state): a spec
 that validates must not crash there.
 
-The shipped specs' data come from small stand-ins written here (MNIST IDX files, CIFAR-10 python
-batches in the real format); their sweeps are cut to two values per key and their MNIST
+The shipped specs' data come from small stand-ins written here ((Fashion-)MNIST IDX files,
+CIFAR-10 python batches in the real format); their sweeps are cut to two values per key and their MNIST
 selections to the stand-in's size, so that an example costs milliseconds.
 """
 from __future__ import annotations
@@ -62,8 +62,9 @@ def _trim(spec: dict) -> dict:
         params.update({"range": [0, 800], **({"per_class": 10} if "per_class" in params else {})})
     for metric in spec.get("metrics") or []:
         if isinstance(metric, dict) and metric.get("name") == "linear_probe":
-            metric["params"].update({"train": {"name": "mnist", "params": {"split": "test", "range": [0, 800]}},
-                                     "test": {"name": "mnist", "params": {"split": "test", "range": [800, 1000]}}})
+            for part, rows in (("train", [0, 800]), ("test", [800, 1000])):
+                if metric["params"].get(part, {}).get("name") == "mnist":
+                    metric["params"][part]["params"]["range"] = rows
     return spec
 
 
@@ -83,13 +84,15 @@ def _write_idx(path: Path, array: np.ndarray) -> None:
 
 @pytest.fixture(scope="module")
 def stand_in_data(tmp_path_factory):
-    """MNIST test files (1,000 images, 100 per digit) and CIFAR-10 batches (20 images each)."""
+    """MNIST and Fashion-MNIST IDX files (1,000 images per split, 100 per class) and CIFAR-10
+    batches (20 images each)."""
     root = tmp_path_factory.mktemp("fuzz-data")
     rng = np.random.default_rng(0)
-    mnist = root / "mnist"
-    mnist.mkdir()
-    _write_idx(mnist / "t10k-images-idx3-ubyte", rng.integers(0, 256, size=(1000, 28, 28)))
-    _write_idx(mnist / "t10k-labels-idx1-ubyte", np.arange(1000) % 10)
+    for name in ("mnist", "fashion-mnist"):
+        (root / name).mkdir()
+        for split in ("train", "t10k"):
+            _write_idx(root / name / f"{split}-images-idx3-ubyte", rng.integers(0, 256, size=(1000, 28, 28)))
+            _write_idx(root / name / f"{split}-labels-idx1-ubyte", np.arange(1000) % 10)
     write_batches(root / "cifar", cifar10.TRAIN + cifar10.TEST, n=20)
     return root
 
@@ -99,6 +102,7 @@ def offline_env(stand_in_data):
     """Environment of the fuzz: stand-in data, caches in a temporary folder, no network."""
     mp = pytest.MonkeyPatch()
     mp.setenv("PLASTICITY_KIT_MNIST", str(stand_in_data / "mnist"))
+    mp.setenv("PLASTICITY_KIT_FASHION_MNIST", str(stand_in_data / "fashion-mnist"))
     mp.setenv(cifar10.ENV, str(stand_in_data / "cifar"))
     mp.setenv("PLASTICITY_KIT_CACHE", str(stand_in_data / "cache"))
     mp.setenv("XDG_CACHE_HOME", str(stand_in_data / "cache"))
