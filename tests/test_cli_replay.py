@@ -52,8 +52,8 @@ def test_show_lists_status_fields_metrics_and_size(done, capsys):
     assert "status:   completed: completed 6 epochs (18 steps)" in out
     assert "bcm rule, 5 neurons, float32; data 'olivetti' (20 samples x 4096); 6 epochs, batch 8, seed 3" in out
     assert "10 frames, steps 0 to 18, every 2" in out
-    assert re.search(r"weights\s+\(5, 4096\)\s+float32\s+gzip", out)
-    assert re.search(r"theta\s+\(5,\)\s+float32\s+gzip", out)
+    assert re.search(r"weights\s+\(5, 4096\)\s+float32\s+none", out)
+    assert re.search(r"theta\s+\(5,\)\s+float32\s+none", out)
     assert re.search(r"weight_norm\s+mean\s+3\s+18\s+\d", out)  # evaluated at 6, 12, 18
     assert re.search(r"file:\s+\d+\.\d MB", out)
 
@@ -130,7 +130,7 @@ def test_watch_once_and_a_killed_run(tmp_path, capsys):
     proc, h5, _ = start_run(tmp_path, **{"record.swmr": True})
     try:
         code, out, _ = run_cli(capsys, "watch", h5, "--once")
-        assert code == 0 and re.search(r"running: step \d+/300000 \(0%\), epoch \d+, \d+ frames", out)
+        assert code == 0 and re.search(r"running: step \d+/300000 \(\d+%\), epoch \d+, \d+ frames", out)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
