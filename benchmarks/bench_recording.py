@@ -53,11 +53,15 @@ ROWS = [  # name, record overrides, gzip level, shuffle
     ("gzip 9 + shuffle", {"compression": "gzip"}, 9, True),
     ("none, float16", {"compression": "none", "dtype": "float16"}, None, None),
     ("none, ckpt every frame", {"compression": "none", "checkpoint_seconds": 0}, None, None),
+    ("none, first+last frame", {"compression": "none", "every": 0}, None, None),  # the per-run cost alone
 ]
 
 
 def run(epochs: int, out_dir: Path, record: dict | None, level, shuffle) -> dict:
     """Wall seconds, frames and file bytes of one ``execute_data`` of the shortened spec."""
+    record = None if record is None else {"every": STEPS_PER_EPOCH, **record}
+    if record is not None and record["every"] == 0:
+        record["every"] = epochs * STEPS_PER_EPOCH
     overrides = [f"schedule.epochs={epochs}", f"output.dir={out_dir}", "exporters=[]", "metrics=[]",
                  f"record.every={STEPS_PER_EPOCH}"] + [f"record.{k}={v}" for k, v in (record or {}).items()]
     spec = load_spec(SPEC, overrides)
@@ -86,14 +90,16 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, default=300, help="epochs per run (the spec has 3000)")
     parser.add_argument("--repeats", type=int, default=3, help="repeats of every row")
     parser.add_argument("--threads", default="1", help="OMP/OpenBLAS threads (read before numpy loads)")
+    parser.add_argument("--rows", nargs="*", metavar="NAME", help="only these rows (and 'off'), e.g. none 'gzip 1'")
     args = parser.parse_args(argv)
+    rows = [row for row in ROWS if not args.rows or row[0] in ["off", *args.rows]]
     default_level, default_shuffle = recording.GZIP_LEVEL, recording.SHUFFLE
 
-    runs: dict = {name: [] for name, *_ in ROWS}
+    runs: dict = {name: [] for name, *_ in rows}
     loads = []
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.repeats):
-            order = ROWS[r % len(ROWS):] + ROWS[:r % len(ROWS)]
+            order = rows[r % len(rows):] + rows[:r % len(rows)]
             for i, (name, record, level, shuffle) in enumerate(order):
                 got = run(args.epochs, Path(tmp) / f"{r}-{i}", record, level, shuffle)
                 recording.GZIP_LEVEL, recording.SHUFFLE = default_level, default_shuffle
@@ -102,12 +108,11 @@ def main(argv=None) -> int:
                 print(f"  repeat {r + 1}: {name:<24} {got['wall']:7.2f} s  load {loads[-1]:.1f}",
                       file=sys.stderr, flush=True)
 
-    steps = args.epochs * STEPS_PER_EPOCH
-    print(f"Recording every epoch ({steps // STEPS_PER_EPOCH + 1} frames of weights 21x4096 + theta) on "
+    print(f"Recording every epoch ({args.epochs + 1} frames of weights 21x4096 + theta) on "
           f"specs/olivetti.yaml shortened to {args.epochs} epochs, {args.threads} thread(s), median of "
           f"{args.repeats} repeats; overhead = wall / wall of 'off' in the same repeat - 1")
     print(f"{'frames stored as':<24} {'wall s':>7} {'CPU s':>6} {'overhead':>9} {'kB/frame':>9} {'file MB':>8}")
-    for name, *_ in ROWS:
+    for name, *_ in rows:
         wall = statistics.median(x["wall"] for x in runs[name])
         cpu = statistics.median(x["cpu"] for x in runs[name])
         if name == "off":

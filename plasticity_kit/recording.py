@@ -554,7 +554,7 @@ class Recorder:
         for field, ds in zip(self.fields, datasets):
             self._check_fits(field, ds.dtype, state[field], step)
         for field, ds in zip(self.fields, datasets):
-            ds.id.set_extent((n + 1,) + ds.shape[1:])
+            ds.id.set_extent((n + 1,) + state[field].shape)
             _write_frame(ds, n, state[field])
         for axis, value in (("epoch", epoch), ("time", elapsed), ("step", step)):  # step last: a reader counts it
             _append(self._dataset(f"trajectory/{axis}"), n, value)
