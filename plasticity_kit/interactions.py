@@ -14,6 +14,11 @@ Built-ins (values from the reference study, Rondini 2023, §1.3):
   coupled to every neuron (L_mj = L_jm = ``positive``); its self-interaction is set so that the
   diagonal of I−L at m equals ``middle_diagonal`` (2.3, as printed by the study for N = 5) for
   every N.  For even N there is no middle neuron.  N = 5 gives exactly the study's Eq. 1.
+  For N = 21, (I−L)⁻¹ gives the middle neuron 0.53 of its own drive and +0.037 of each other
+  neuron's; every other neuron gets 1.90 of its own, +1.13 of its mirror's and −0.15 of the rest,
+  so mirror couples learn the same face.  The study says the middle neuron learns an "average"
+  face; measured, it learns one person's face like the others or, where training kills it, stays
+  noise — never the mean face (docs/middle_neuron.rst).
 * ``custom``: L read from a ``.npy``/``.csv`` file or given inline as a list of rows.
 """
 from __future__ import annotations

@@ -11,6 +11,12 @@ Law & Cooper 1994 (BCM with the moving threshold) and Castellani, Intrator, Shou
     W ← optimizer(W, ΔW)
 
 θ* is floored at ``epsilon`` in the division so a silent neuron does not divide by zero.
+A ReLU neuron that falls silent on every input gets ΔW = 0 and never learns again: with Adam,
+whose first step moves every weight by ±lr, keep lr·Σx small against the spread of the initial
+drives W₀·x (on Olivetti, lr 1e-3 from N(0, 0.01²) kills the B matrix's middle neuron within
+7 steps; lr 1e-4 does not — docs/middle_neuron.rst).  The Nico-Curti/plasticity *Python* model
+differs from these equations: φ = y(y − θ) without the division, (I−L)⁻¹ applied to φ instead of
+to the response, a logistic-derivative factor, and every update scaled to a largest entry of 1.
 With ``orthogonalize: true`` the weights start orthonormal and are re-orthogonalised,
 W ← (WWᵀ)^(-1/2)W, after every epoch (see :meth:`Rule.end_epoch`).
 ``reference_step`` is the plain-numpy version of these equations; the rule runs the Cython
