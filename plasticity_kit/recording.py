@@ -663,7 +663,11 @@ class Recorder:
         ``finish`` is where it is raised)."""
         self._worker.stop()
         if self.file.id.valid:
-            self.file.close()
+            try:
+                self.file.close()
+            except Exception:  # noqa: BLE001 - an abandoned handle cannot flush; any other may not fail
+                if not self.abandoned:
+                    raise
 
     # -- resuming --------------------------------------------------------------------------
     @classmethod
