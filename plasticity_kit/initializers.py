@@ -10,6 +10,10 @@ import numpy as np
 from .component import Component
 from .options import Option, Schema
 
+MAX_WEIGHT = 1e30
+"""Bound of the initializers' parameters: initial weights stay finite in float32 (max 3.4e38), and
+numpy can draw them (``uniform`` refuses a range wider than the largest double)."""
+
 
 class Initializer(Component):
     """Base class: ``__call__(rng, shape, dtype) -> ndarray``."""
@@ -23,8 +27,8 @@ class Normal(Initializer):
 
     name = "normal"
     options = Schema(
-        Option("mu", "number", 0.0, "mean"),
-        Option("std", "number", 1.0, "standard deviation", low=0),
+        Option("mu", "number", 0.0, "mean", low=-MAX_WEIGHT, high=MAX_WEIGHT),
+        Option("std", "number", 1.0, "standard deviation", low=0, high=MAX_WEIGHT),
     )
 
     def __call__(self, rng, shape, dtype):
@@ -36,8 +40,8 @@ class Uniform(Initializer):
 
     name = "uniform"
     options = Schema(
-        Option("low", "number", -1.0, "lower bound"),
-        Option("high", "number", 1.0, "upper bound"),
+        Option("low", "number", -1.0, "lower bound", low=-MAX_WEIGHT, high=MAX_WEIGHT),
+        Option("high", "number", 1.0, "upper bound", low=-MAX_WEIGHT, high=MAX_WEIGHT),
         checks=(lambda p: ("high", f"expected a number > low ({p['low']}), got {p['high']}")
                 if p["high"] <= p["low"] else None,),
     )
@@ -94,7 +98,8 @@ class Orthogonal(Initializer):
     distributed (Saxe et al. 2014)."""
 
     name = "orthogonal"
-    options = Schema(Option("gain", "number", 1.0, "norm of every row (N ≤ D) or column (N > D)", low=0, low_open=True))
+    options = Schema(Option("gain", "number", 1.0, "norm of every row (N ≤ D) or column (N > D)", low=0, low_open=True,
+                            high=MAX_WEIGHT))
 
     def __call__(self, rng, shape, dtype):
         q = symmetric_orthogonalization(rng.normal(0.0, 1.0, size=shape))

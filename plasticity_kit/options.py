@@ -162,23 +162,29 @@ class Option:
             text = "a value"
         return text + (" or null" if self.nullable else "")
 
-    def _shown_high(self):
-        """The upper bound as messages state it: integer ceilings of 2³¹ and more (seeds) are only
-        named when a value exceeds them (see :meth:`_ceiling_text`)."""
-        if self.kind in ("integer", "integers") and self.high is not None and self.high > INT_MAX:
-            return None
-        return self.high
+    def _hidden(self, bound) -> bool:
+        """Whether a bound is beyond human scale (an integer past 2³¹ such as a seed's 2⁶⁴−1, a
+        number of 1e15 or more): messages name it only to a value that crosses it."""
+        if bound is None:
+            return False
+        if self.kind in ("integer", "integers"):
+            return abs(bound) > INT_MAX
+        return abs(bound) >= 1e15
+
+    def _shown(self) -> tuple:
+        """(low, high) as the range text states them."""
+        return (None if self._hidden(self.low) else self.low, None if self._hidden(self.high) else self.high)
 
     def _range_text(self) -> str:
-        high = self._shown_high()
-        if self.low is None and high is None:
+        low, high = self._shown()
+        if low is None and high is None:
             return ""
-        if self.low is not None and high is not None:
+        if low is not None and high is not None:
             lo = "(" if self.low_open else "["
             hi = ")" if self.high_open else "]"
-            return f" in {lo}{_fmt(self.low)}, {_fmt(high)}{hi}"
-        if self.low is not None:
-            return f" {'>' if self.low_open else '>='} {_fmt(self.low)}"
+            return f" in {lo}{_fmt(low)}, {_fmt(high)}{hi}"
+        if low is not None:
+            return f" {'>' if self.low_open else '>='} {_fmt(low)}"
         return f" {'<' if self.high_open else '<='} {_fmt(high)}"
 
     def _in_range(self, x: float) -> bool:
@@ -189,12 +195,14 @@ class Option:
         return True
 
     def _ceiling_text(self, x) -> str:
-        """`` and at most 2147483647`` when ``x`` is above an integer ceiling the range text omits
-        (:data:`INT_MAX` when no ``high`` is declared, or a ``high`` above it)."""
-        if self.kind not in ("integer", "integers") or self._shown_high() is not None:
-            return ""
-        ceiling = INT_MAX if self.high is None else self.high
-        return f" and at most {_fmt(ceiling)}" if x > ceiling else ""
+        """`` and at most 2147483647`` (or `` and at least …``) when ``x`` crosses a bound the range
+        text omits: :data:`INT_MAX` for an integer without ``high``, or a hidden bound."""
+        high = INT_MAX if self.high is None and self.kind in ("integer", "integers") else self.high
+        if (self.high is None or self._hidden(self.high)) and high is not None and x > high:
+            return f" and at most {_fmt(high)}"
+        if self._hidden(self.low) and x < self.low:
+            return f" and at least {_fmt(self.low)}"
+        return ""
 
     def coerce(self, value: Any, key: str) -> Any:
         """Return the typed value or raise SpecError at ``key``."""
@@ -243,10 +251,6 @@ class Option:
                 out = int(value)
             else:
                 raise fail
-            ceiling = self._ceiling_text(out)
-            if ceiling:
-                noun = "an integer"
-                raise SpecError(fail.key, f"expected {noun}{self._range_text()}{ceiling}, got {describe(value)}")
         else:
             if isinstance(value, (int, float)):
                 try:
@@ -262,6 +266,10 @@ class Option:
                 raise fail
             if not math.isfinite(out):
                 raise fail
+        beyond = self._ceiling_text(out)
+        if beyond:
+            noun = "an integer" if self.kind in ("integer", "integers") else "a number"
+            raise SpecError(fail.key, f"expected {noun}{self._range_text()}{beyond}, got {describe(value)}")
         if not self._in_range(out):
             raise fail
         return out
@@ -307,7 +315,9 @@ def path_problem(path: str) -> str | None:
 
 
 def _fmt(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else repr(x)
+    if isinstance(x, int):
+        return str(x)
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e15 else repr(x)
 
 
 @dataclass(frozen=True)
