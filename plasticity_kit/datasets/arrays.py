@@ -17,6 +17,7 @@ BT.601).  Rows are flattened in (y, x, channel) order.
 from __future__ import annotations
 
 import hashlib
+import math
 from pathlib import Path
 
 import numpy as np
@@ -178,7 +179,7 @@ class Images(Dataset):
             if self.image_shape is None:
                 return a
             shape = tuple(self.image_shape)
-            if len(shape) not in (2, 3) or int(np.prod(shape)) != a.shape[1]:
+            if len(shape) not in (2, 3) or math.prod(shape) != a.shape[1]:
                 raise SpecError(f"{KEY}.image_shape", f"expected [H, W] or [H, W, C] with H·W·C = {a.shape[1]} "
                                 f"(the rows of {source}), got {list(shape)}")
             return a.reshape((len(a),) + shape)

@@ -7,9 +7,11 @@ are never learned from — and the classic probe for receptive fields.
 from __future__ import annotations
 
 import hashlib
+import math
 
 import numpy as np
 
+from ..errors import SpecError
 from ..options import Option, Schema
 from .base import Data, Dataset
 
@@ -26,7 +28,14 @@ class WhiteNoise(Dataset):
     )
 
     def load(self, rng):
+        from ..memory import available, human
+
         shape = tuple(self.image_shape)
-        X = rng.random((self.n_samples, int(np.prod(shape))))
+        need = self.n_samples * math.prod(shape) * 8
+        free = available()
+        if free is not None and need > free:
+            raise SpecError("data.params.n_samples", f"expected images that fit in the {human(free)} of memory "
+                            f"available, got {self.n_samples} of {list(shape)} ({human(need)})")
+        X = rng.random((self.n_samples, math.prod(shape)))
         return Data(X=X, name=self.name, indices=np.arange(self.n_samples), image_shape=shape,
                     source="generated", checksum=hashlib.sha256(X.tobytes()).hexdigest())
