@@ -319,7 +319,7 @@ def test_fuzzed_specs_validate_in_one_line_or_pass(offline_env):
         run_path = offline_env / f"accepted-{i}.yaml"
         run_path.write_text(text)
         short = [f"--set={o}" for o in overrides] + ["--set=schedule.epochs=1", "--set=metrics=[]",
-                                                     "--set=exporters=[]", f"--set=output.dir={offline_env / 'runs'}"]
+                                                     "--set=exporters=[]", f"--set=output.dir={offline_env / 'runs' / str(i)}"]
         status, out, err = cli("run", run_path, "-q", *short)
         assert status in (0, 1) and "Traceback" not in err, f"{done}: exit {status}\n{err}"
 
