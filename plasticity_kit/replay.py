@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+import h5py
 import numpy as np
 from .errors import DataError, SpecError
 from .recording import AXES, read_checkpoint, writer_alive
@@ -182,7 +183,9 @@ class Trajectory:
     @property
     def fields(self) -> list[str]:
         axes = {name for name, _ in AXES}
-        return [k for k in self.file["trajectory"] if k not in axes]
+        names: list = []  # nested too: a layered model records layers/<i>/<field>
+        self.file["trajectory"].visititems(lambda k, obj: names.append(k) if isinstance(obj, h5py.Dataset) else None)
+        return [k for k in names if k not in axes]
 
     def __len__(self) -> int:
         """Number of complete frames (a live writer may be halfway through the next one)."""
