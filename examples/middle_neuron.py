@@ -122,7 +122,7 @@ def figure(results, X, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(len(results), 3, figsize=(6.6, 2.5 * len(results)), squeeze=False)
+    fig, axes = plt.subplots(len(results), 3, figsize=(5.4, 2.1 * len(results)), squeeze=False)
     mean_face = X.mean(axis=0).reshape(64, 64)
     for row, (name, (W, stats)) in zip(axes, results.items()):
         i = int(stats["nearest"][0])
@@ -130,13 +130,13 @@ def figure(results, X, path):
                   (W[0, 10].reshape(64, 64), f"middle neuron\nr(mean) = {stats['r_mean'][0]:+.2f}"),
                   (X[i].reshape(64, 64), f"nearest face #{i} (person {i // 10})\nr = {stats['r_nearest'][0]:.2f}")]
         for ax, (img, title) in zip(row, panels):
-            ax.imshow(img, cmap="gray")
+            ax.imshow(img, cmap="gray", interpolation="nearest")
             ax.set_title(title, fontsize=8)
             ax.set_xticks([])
             ax.set_yticks([])
         row[0].set_ylabel(TITLES[name], fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    fig.savefig(path, dpi=64)
     plt.close(fig)
 
 
