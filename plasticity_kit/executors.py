@@ -87,14 +87,19 @@ class Executor(Component):
 
 
 class InProcess(Executor):
-    """One run after another in this process (debugging, tiny sweeps)."""
+    """One run after another in this process (debugging, tiny sweeps).  A run that comes back
+    ``interrupted`` was stopped by Ctrl-C or SIGTERM to this process — which its training loop
+    caught — so the sweep stops there too (KeyboardInterrupt after that run's record)."""
 
     name = "inprocess"
     options = Schema()
 
     def map(self, fn, tasks):
         for task in tasks:
-            yield fn(task)
+            result = fn(task)
+            yield result
+            if isinstance(result, dict) and result.get("status") == "interrupted":
+                raise KeyboardInterrupt
 
 
 @contextlib.contextmanager

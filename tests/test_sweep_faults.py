@@ -45,9 +45,10 @@ def sweep_spec(tmp_path: Path, zipped: dict, epochs: int = 200) -> Path:
     return path
 
 
-def start(spec: Path, *args) -> subprocess.Popen:
+def start(spec: Path, *args, workers: int | None = 2) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "plasticity_kit", "sweep", str(spec), "--workers", "2", *args],
+    args = (("--workers", str(workers)) if workers else ()) + args
+    return subprocess.Popen([sys.executable, "-m", "plasticity_kit", "sweep", str(spec), *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
@@ -133,6 +134,23 @@ def test_killing_the_parent_ends_its_workers_and_a_restart_finishes(tmp_path, ho
     assert "1 already completed, 2 to run" in again.stdout
     assert (out / names[0] / "run.h5").stat().st_mtime_ns == stamp
     assert [table(out / "sweep.csv")[n]["status"] for n in names] == ["completed"] * 3
+
+
+def test_sigterm_stops_an_inprocess_sweep(tmp_path):
+    """The inprocess executor: SIGTERM interrupts the current run (its file closed ``interrupted``)
+    and ends the sweep there, exit 130, the runs not started recorded interrupted."""
+    spec = sweep_spec(tmp_path, {"data.params.n_samples": [SLOW, 12], "model.n_neurons": [2, 3]})
+    out = tmp_path / "out" / "faults"
+    sweep = start(spec, "--executor", "inprocess", workers=None)
+    assert writer(out / f"n_samples={SLOW},n_neurons=2" / "run.h5", sweep) == sweep.pid
+    sweep.send_signal(signal.SIGTERM)
+    _, stderr = sweep.communicate(timeout=60)
+    assert sweep.returncode == 130 and "Traceback" not in stderr, stderr
+    rows = table(out / "sweep.csv")
+    assert [r["status"] for r in rows.values()] == ["interrupted", "interrupted"]
+    assert not (out / "n_samples=12,n_neurons=3" / "run.h5").exists()
+    with h5py.File(out / f"n_samples={SLOW},n_neurons=2" / "run.h5", "r") as f:
+        assert f.attrs["status"] == "interrupted"
 
 
 def test_inprocess_and_local_executors_still_agree_and_report(tmp_path):
