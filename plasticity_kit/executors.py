@@ -291,8 +291,15 @@ class Dask(Executor):
                     n_workers=self.workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
                     host="127.0.0.1", dashboard_address=None))
                 client = stack.enter_context(Client(cluster))
-            for future in as_completed(client.map(fn, tasks, pure=False)):
-                yield future.result()
+            futures = client.map(fn, tasks, pure=False)
+            task_of = {future.key: task for future, task in zip(futures, tasks)}
+            for future in as_completed(futures):
+                try:
+                    result = future.result()
+                except Exception as exc:  # noqa: BLE001 - fn never raises: the worker was lost (KilledWorker)
+                    first = " ".join(str(exc).split()).split(". ")[0][:200]
+                    result = _lost(fn, task_of[future.key], f"worker lost ({type(exc).__name__}: {first})")
+                yield result
 
 
 BUILTINS = (InProcess, Local, Dask)

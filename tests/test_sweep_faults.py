@@ -163,6 +163,18 @@ def test_inprocess_and_local_executors_still_agree_and_report(tmp_path):
         list(Local(workers=1).map(_die, [1]))
 
 
+def test_dask_reports_a_lost_worker():
+    """Dask retries a task whose worker died; when it gives up (KilledWorker) the task comes back
+    through ``fn.lost`` and the other tasks complete."""
+    pytest.importorskip("distributed")
+    from plasticity_kit.executors import Dask
+
+    records = list(Dask(workers=2).map(_echo_or_die, [1, 2, 3]))
+    assert sorted(r for r in records if isinstance(r, int)) == [1, 3]
+    lost = [r for r in records if isinstance(r, tuple)]
+    assert len(lost) == 1 and lost[0][:2] == (2, "lost") and "worker lost (KilledWorker" in lost[0][2]
+
+
 def _die(task):
     os.kill(os.getpid(), signal.SIGKILL)
 
