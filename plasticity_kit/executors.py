@@ -119,17 +119,18 @@ def single_threaded_children():
 
 
 class Local(Executor):
-    """Local worker processes, one per run and ``workers`` at a time (spawned, one BLAS/OpenMP
-    thread each).
+    """Local worker processes, ``workers`` of them (spawned, one BLAS/OpenMP thread each), each
+    running one run at a time.
 
-    Each run has a process of its own, so a worker that dies (SIGKILL, the OOM killer, a crash in
-    native code) takes only its run with it: that run comes back ``failed`` with the reason
-    (``worker died (SIGKILL)``) through ``fn.lost(task, reason)`` and the others go on — unlike
+    The parent hands every worker one task at a time over a pipe of its own, so a worker that
+    dies (SIGKILL, the OOM killer, a crash in native code) takes only the run it held with it:
+    that run comes back ``failed`` with the reason (``worker died (SIGKILL)``) through
+    ``fn.lost(task, reason)``, a fresh worker takes its place and the other runs go on — unlike
     ``concurrent.futures.ProcessPoolExecutor``, whose pool breaks for good on one dead worker.
     Workers never outlive the sweep: each asks Linux to SIGTERM it when its parent dies
     (``prctl(PR_SET_PDEATHSIG)``) and also watches its parent's pid; when the generator is closed
-    or interrupted (Ctrl-C, SIGTERM to the parent) the running workers are sent SIGTERM — their
-    runs end ``interrupted``, resumable — and killed if still there after ``grace`` seconds.
+    or interrupted (Ctrl-C, SIGTERM to the parent) the workers are sent SIGTERM — their runs end
+    ``interrupted``, resumable — and killed if still there after ``grace`` seconds.
     """
 
     name = "local"
@@ -145,42 +146,75 @@ class Local(Executor):
         tasks = deque(tasks)
         if not tasks:
             return
-        workers = min(self.workers or os.cpu_count() or 1, len(tasks))
+        size = min(self.workers or os.cpu_count() or 1, len(tasks))
         ctx = multiprocessing.get_context("spawn")  # the children load BLAS/OpenMP after the variables are set
-        running: dict = {}  # process sentinel → (process, receiving end, task)
+        pool: list[_Worker] = []
         try:
-            while tasks or running:
-                while tasks and len(running) < workers:
-                    task = tasks.popleft()
-                    receive, send = ctx.Pipe(duplex=False)
-                    with single_threaded_children():
-                        proc = ctx.Process(target=_worker, args=(fn, task, send, os.getpid()), name="plasticity-kit worker")
-                        proc.start()
-                    send.close()
-                    running[proc.sentinel] = (proc, receive, task, time.perf_counter())
-                for sentinel in wait(list(running)):
-                    proc, receive, task, start = running.pop(sentinel)
-                    result = _result(receive)
-                    proc.join()
-                    receive.close()
-                    if result is _NONE:
-                        result = _lost(fn, task, _death(proc.exitcode), seconds=time.perf_counter() - start)
-                    yield result
+            while tasks or any(w.task is not None for w in pool):
+                pool = [w for w in pool if w.proc.is_alive() or w.task is not None]
+                while tasks and len(pool) < size:
+                    pool.append(_Worker(ctx, fn))
+                for w in pool:
+                    if w.task is None and tasks:
+                        w.give(tasks.popleft())
+                busy = [w for w in pool if w.task is not None]
+                ready = wait([w.conn for w in busy] + [w.proc.sentinel for w in busy])
+                for w in busy:
+                    if w.conn in ready or w.proc.sentinel in ready:
+                        result = w.take()
+                        yield result if result is not _NONE else _lost(
+                            fn, w.lost_task, _death(w.proc.exitcode), seconds=w.seconds)
+            for w in pool:
+                w.close()
         finally:
-            _stop([(proc, receive) for proc, receive, _, _ in running.values()], self.grace)
+            _stop(pool, self.grace)
 
 
 _NONE = object()
 
 
-def _result(receive):
-    """What a finished worker sent, or _NONE if it died before sending."""
-    try:
-        if receive.poll():
-            return receive.recv()
-    except (EOFError, OSError):
-        pass
-    return _NONE
+class _Worker:
+    """One worker process and the parent's end of its pipe; ``task``: the one it runs (None: idle)."""
+
+    def __init__(self, ctx, fn):
+        self.conn, child = ctx.Pipe()
+        with single_threaded_children():
+            self.proc = ctx.Process(target=_serve, args=(fn, child, os.getpid()), name="plasticity-kit worker")
+            self.proc.start()
+        child.close()
+        self.task = self.lost_task = None
+        self.start = 0.0
+
+    def give(self, task) -> None:
+        self.task, self.start = task, time.perf_counter()
+        try:
+            self.conn.send(task)
+        except OSError:  # already dead: take() reports it
+            pass
+
+    @property
+    def seconds(self) -> float:
+        return time.perf_counter() - self.start
+
+    def take(self):
+        """The result of the current task, or _NONE if the process died first (then it is joined)."""
+        try:
+            if self.conn.poll():
+                result = self.conn.recv()
+                self.task = None
+                return result
+        except (EOFError, OSError):
+            pass
+        self.proc.join()
+        self.lost_task, self.task = self.task, None
+        return _NONE
+
+    def close(self) -> None:
+        try:
+            self.conn.send(None)  # no more tasks: the worker returns
+        except OSError:
+            pass
+        self.proc.join(5.0)
 
 
 def _death(exitcode) -> str:
@@ -199,36 +233,44 @@ def _lost(fn, task, reason: str, **how):
     return lost(task, reason, **how)
 
 
-def _stop(running, grace: float) -> None:
-    """SIGTERM every running worker, wait up to ``grace`` seconds, SIGKILL what is left."""
-    for proc, _ in running:
-        if proc.is_alive():
-            proc.terminate()
+def _stop(pool, grace: float) -> None:
+    """SIGTERM every live worker, wait up to ``grace`` seconds, SIGKILL what is left."""
+    for w in pool:
+        if w.proc.is_alive():
+            w.proc.terminate()
     deadline = time.monotonic() + grace
-    for proc, receive in running:
-        proc.join(max(0.0, deadline - time.monotonic()))
-        if proc.is_alive():
-            proc.kill()
-            proc.join()
-        receive.close()
+    for w in pool:
+        w.proc.join(max(0.0, deadline - time.monotonic()))
+        if w.proc.is_alive():
+            w.proc.kill()
+            w.proc.join()
+        w.conn.close()
 
 
-def _worker(fn, task, send, parent: int) -> None:
-    """A worker process: die with the parent, run ``fn(task)``, send the result back."""
+def _serve(fn, conn, parent: int) -> None:
+    """A worker process: die with the parent; run ``fn(task)`` for each task received and send
+    the result back, until None comes (or the parent is gone)."""
     _follow_parent(parent)
-    signal.signal(signal.SIGTERM, _terminated)  # a SIGTERM before training starts ends the run too
-    start = time.perf_counter()
-    try:
-        result = fn(task)
-    except BaseException as exc:  # noqa: BLE001 - sent to the parent as a lost run
-        stopped = isinstance(exc, KeyboardInterrupt)  # SIGTERM (Terminated) or SIGINT before training began
-        result = _lost(fn, task, f"worker stopped by {'SIGTERM' if type(exc).__name__ == 'Terminated' else type(exc).__name__}"
-                       + ("" if stopped else f": {exc}"), status="interrupted" if stopped else "failed",
-                       seconds=time.perf_counter() - start)
-    try:
-        send.send(result)
-    except OSError:  # the parent is gone
-        pass
+    signal.signal(signal.SIGTERM, _terminated)  # a SIGTERM between runs or before training starts
+    while True:
+        try:
+            task = conn.recv()
+        except (EOFError, OSError, KeyboardInterrupt):
+            return
+        if task is None:
+            return
+        start = time.perf_counter()
+        try:
+            result = fn(task)
+        except BaseException as exc:  # noqa: BLE001 - sent to the parent as a lost run
+            stopped = isinstance(exc, KeyboardInterrupt)  # SIGTERM (Terminated) or SIGINT outside training
+            name = "SIGTERM" if type(exc).__name__ == "Terminated" else type(exc).__name__
+            result = _lost(fn, task, f"worker stopped by {name}" + ("" if stopped else f": {exc}"),
+                           status="interrupted" if stopped else "failed", seconds=time.perf_counter() - start)
+        try:
+            conn.send(result)
+        except (OSError, KeyboardInterrupt):  # the parent is gone, or stopping this worker
+            return
 
 
 def _terminated(signum, frame):

@@ -200,12 +200,13 @@ def test_a_sweep_run_equals_the_same_run_alone(tmp_path, rule):
         "output": {"dir": str(tmp_path / "sweep")},
         "exporters": [],
         "metrics": [],
-        "sweep": {"seed": 4, "zip": {"model.n_neurons": [4]}},
+        "sweep": {"seed": 4, "zip": {"model.n_neurons": [4, 5]}},
     }
-    sweep = expand(raw)
-    assert run_sweep(sweep, Local(workers=1), log=lambda *a: None)[0]["status"] == "completed"
-    alone = dict(sweep.runs[0].raw, output={"dir": str(tmp_path / "alone"), "threads": 3})  # vs 1 in the worker
-    result = execute(resolve(alone), progress=False, log=lambda *a: None)
-    with h5py.File(sweep.runs[0].output_dir / "run.h5", "r") as f:
-        in_sweep = f["final/weights"][()]
-    np.testing.assert_array_equal(in_sweep, result.state["weights"])
+    sweep = expand(raw)  # two runs in one worker process: the second also shows nothing carries over
+    assert [r["status"] for r in run_sweep(sweep, Local(workers=1), log=lambda *a: None)] == ["completed"] * 2
+    for run in sweep.runs:
+        alone = dict(run.raw, output={"dir": str(tmp_path / "alone"), "threads": 3})  # vs 1 in the worker
+        result = execute(resolve(alone), progress=False, log=lambda *a: None)
+        with h5py.File(run.output_dir / "run.h5", "r") as f:
+            in_sweep = f["final/weights"][()]
+        np.testing.assert_array_equal(in_sweep, result.state["weights"])
