@@ -251,16 +251,13 @@ def _write_frame(ds: h5py.Dataset, n: int, frame: np.ndarray) -> None:
         ds.id.write_direct_chunk(offset, encoder.compress(data) + encoder.flush())
 
 
-_ONE = h5s.create_simple((1,))
-
-
-def _append(ds: h5py.Dataset, n: int, value) -> None:
-    """Write ``value`` as element ``n`` of the 1-d resizable ``ds``, growing it to ``n + 1`` (the
+def _append(ds: h5py.Dataset, n: int, values: np.ndarray) -> None:
+    """Write ``values`` as elements ``n, n + 1, ...`` of the 1-d resizable ``ds``, growing it (the
     low-level calls: h5py's ``resize`` and ``ds[n] = v`` cost several times more)."""
-    ds.id.set_extent((n + 1,))
+    ds.id.set_extent((n + len(values),))
     space = ds.id.get_space()
-    space.select_hyperslab((n,), (1,))
-    ds.id.write(_ONE, space, np.asarray([value], dtype=ds.dtype))
+    space.select_hyperslab((n,), (len(values),))
+    ds.id.write(h5s.create_simple((len(values),)), space, np.ascontiguousarray(values, dtype=ds.dtype))
 
 
 def _overwrite(ds: h5py.Dataset, value) -> None:
@@ -433,6 +430,7 @@ class Recorder:
         self.checkpointed = 0 if rng_state is not None else None  # the step of the last checkpoint
         self._checkpoint_time = time.monotonic()
         self._handles: dict = {}
+        self._axes: list = []  # (epoch, time, step) of the frames whose axes wait for the next flush
         f.flush()
         self._flushed = time.monotonic()
         self._start_swmr()
@@ -511,6 +509,7 @@ class Recorder:
                 self.file = h5py.File(self.path, "r+", locking=False)
                 f = self.file
             else:
+                self._write_axes()  # the frames written whole before the failure
                 f = self._structure(swmr_after=False).__enter__()
             f.attrs.update({"status": "failed", "message": message, "ended": _now()})
             f.flush()
@@ -556,14 +555,30 @@ class Recorder:
         for field, ds in zip(self.fields, datasets):
             ds.id.set_extent((n + 1,) + state[field].shape)
             _write_frame(ds, n, state[field])
-        for axis, value in (("epoch", epoch), ("time", elapsed), ("step", step)):  # step last: a reader counts it
-            _append(self._dataset(f"trajectory/{axis}"), n, value)
+        self._axes.append((epoch, elapsed, step))
         self.n_frames, self.written = n + 1, step
+        if self.swmr:  # SWMR readers see every extent at once: the axes go with their frame
+            self._write_axes()
         if position is not None:
             self._checkpoint(position, state)
         elif time.monotonic() - self._flushed >= FLUSH_SECONDS:
-            self.file.flush()
-            self._flushed = time.monotonic()
+            self._flush()
+
+    def _write_axes(self) -> None:
+        """Append the step, epoch and time of the frames written since the last flush (in one
+        write each: a frame counts for a reader once its step is there)."""
+        if not self._axes:
+            return
+        epochs, times, steps = zip(*self._axes)
+        n = self.n_frames - len(self._axes)
+        for axis, values in (("epoch", epochs), ("time", times), ("step", steps)):  # step last: readers count it
+            _append(self._dataset(f"trajectory/{axis}"), n, np.asarray(values))
+        self._axes = []
+
+    def _flush(self) -> None:
+        self._write_axes()
+        self.file.flush()
+        self._flushed = time.monotonic()
 
     def _check_fits(self, field: str, stored: np.dtype, value: np.ndarray, step: int) -> None:
         """RunFileError if a finite value of ``field`` would become inf in the stored type."""
@@ -577,6 +592,7 @@ class Recorder:
                                f"float32 (record.dtype: float32) in a new run")
 
     def _checkpoint(self, position: Position, state: dict) -> None:
+        self._write_axes()
         current = self._dataset("checkpoint/current")
         target = "1" if int(current[()]) == 0 else "0"
         for key, value in state.items():
@@ -644,6 +660,7 @@ class Recorder:
                                                                     synthetic))
 
     def _write_finish(self, status, message, state, steps, epochs_completed, synthetic) -> None:
+        self._write_axes()
         with self._structure(swmr_after=False) as f:
             final = f.require_group("final")
             for key, value in state.items():
@@ -664,6 +681,8 @@ class Recorder:
         self._worker.stop()
         if self.file.id.valid:
             try:
+                if not self.abandoned and self._worker.error is None:
+                    self._write_axes()
                 self.file.close()
             except Exception:  # noqa: BLE001 - an abandoned handle cannot flush; any other may not fail
                 if not self.abandoned:
@@ -697,7 +716,7 @@ class Recorder:
             clear_status_flags(path)
         f = _open_for_append(path, {"libver": SWMR_LIBVER} if swmr else {})
         self = cls.__new__(cls)
-        self.path, self.file, self.swmr, self._handles = path, f, swmr, {}
+        self.path, self.file, self.swmr, self._handles, self._axes = path, f, swmr, {}, []
         self.checkpoint_seconds, self.abandoned = checkpoint_seconds, False
         try:
             checkpoint = self._prepare_resume(record_every)
