@@ -11,8 +11,8 @@ declares with the contract of :mod:`plasticity_kit.recording` before a single ar
   (``model.n_neurons``, ``schedule.epochs``, ``schedule.batch_size``, ...);
 * groups ``data`` (``n_samples``, ``n_inputs``, ``image_shape`` with ∏ image_shape = n_inputs,
   ``indices`` of length n_samples) and ``trajectory`` (``step``, ``epoch``, ``time`` and the
-  recorded fields, all of one length — one more frame allowed in a file still ``running``, whose
-  writer appends ``step`` last);
+  recorded fields, all of one length — longer fields allowed in a file still ``running`` or
+  ``failed``, whose writer appends the axes of its frames at the next flush, ``step`` last);
 * sizes: ``weights`` has ``model.n_neurons`` rows (axis −2), every field a leading axis of
   ``replicas`` networks when replicated, the checkpoint's and ``final``'s arrays the frame shape
   of the same field; every dataset numeric;
@@ -318,7 +318,9 @@ class _Checker:
         g = self.group("trajectory")
         step = self.numeric(self.dataset(g, "step", "trajectory/step"), "trajectory/step", "iu", ndim=1)
         n = step.shape[0]
-        lengths = (n, n + 1) if status == "running" else (n,)  # a live or killed writer appends step last
+        # a live or killed writer (running), or one stopped by a failed write, may have written
+        # frames whose step/epoch/time wait for the next flush: their datasets run ahead of step
+        ahead = status in ("running", "failed")
         frames: dict = {}
         names: list = []  # nested too: a layered model records layers/<i>/<field>
         with reading(self.path, "'trajectory'"):
@@ -329,8 +331,9 @@ class _Checker:
             axis = name in dict(AXES)
             self.numeric(ds, where, {"step": "iu", "epoch": "iu", "time": "fiu"}.get(name, NUMERIC),
                          ndim=1 if axis else None)
-            if not ds.shape or ds.shape[0] not in lengths:
-                self.fail(f"'{where}' has {ds.shape[0] if ds.shape else 0} frames, 'trajectory/step' {n}")
+            length = ds.shape[0] if ds.shape else 0
+            if length < n or (length > n and not ahead):
+                self.fail(f"'{where}' has {length} frames, 'trajectory/step' {n}")
             if axis:
                 if nbytes(ds) > READ_CAP:
                     self.fail(f"'{where}' declares {n} frames ({nbytes(ds) / 2**30:.3g} GiB), over the "
@@ -350,6 +353,7 @@ class _Checker:
             if axis not in g:
                 self.fail(f"dataset 'trajectory/{axis}' is missing")
         self.complete = min(g[k].shape[0] for k in names)  # frames whose every dataset is written
+        self.written = max(g[k].shape[0] for k in names)
         return frames
 
     def metrics(self) -> None:
@@ -445,9 +449,8 @@ class _Checker:
             self.fail(f"attribute 'replicas' is {replicas}, the spec's model.replicas {model.get('replicas', 1)}")
         data = self.data()
         frames = self.trajectory(root["status"], replicas, model["n_neurons"])
-        n_frames = self.f["trajectory"]["step"].shape[0]
         self.metrics()
-        self.checkpoint(frames, n_frames)
+        self.checkpoint(frames, self.written)
         self.final(frames)
         return {"spec": spec, **root, **data, "frames": frames, "length": self.complete}
 

@@ -354,6 +354,24 @@ def test_resume_precheck_wants_a_checkpoint(base, tmp_path):
         check_run_file(path, for_resume=True)  # ... but not resumable
 
 
+def test_frames_ahead_of_their_steps_only_while_running(base, tmp_path):
+    """A live (or killed) writer appends step/epoch/time at its next flush: a ``running`` file may
+    hold frames past the last step — read as the frames with a step — a completed one may not."""
+    path = tmp_path / "run.h5"
+    path.write_bytes(base["bytes"])
+    with h5py.File(path, "r+") as f:
+        n = f["trajectory/step"].shape[0]
+        for field in ("weights", "theta"):
+            f[f"trajectory/{field}"].resize(n + 3, axis=0)
+    with pytest.raises(MalformedRunFile, match=f"'trajectory/(weights|theta)' has {n + 3} frames, 'trajectory/step' {n}"):
+        check_run_file(path)
+    with h5py.File(path, "r+") as f:
+        f.attrs["status"] = "running"
+    with pk.open(path) as t:
+        assert len(t) == n and t["weights"][-1].shape == (3, 16)
+    assert cli("show", path)[0] == 0
+
+
 def test_read_cap_refuses_a_big_read(base, tmp_path, monkeypatch):
     """A read of more frames than the cap allows is refused before it allocates; one frame is not."""
     from plasticity_kit import runfile_check
