@@ -28,12 +28,16 @@ import numpy as np
 from middle_neuron import SPEC, standard, train
 
 ADAM = "model.optimizer={{name: adam, params: {{lr: {}}}}}"
+UNIFORM = "model.interaction={{name: uniform, params: {{strength: {}}}}}"
 CONFIGS = {
     "B, Adam 1e-3 (issue 13)": [ADAM.format(0.001)],
     "B, Adam 1e-4 (spec)": [ADAM.format(0.0001)],
     "B, Adam 1e-3, batch θ": [ADAM.format(0.001), "model.rule.params.threshold=batch"],
     "no L, Adam 1e-4": ["model.interaction=none", ADAM.format(0.0001)],
     "no L, Adam 1e-3, batch θ": ["model.interaction=none", ADAM.format(0.001), "model.rule.params.threshold=batch"],
+    "L −0.05, Adam 1e-4": [UNIFORM.format(-0.05), ADAM.format(0.0001)],
+    "L −0.2, Adam 1e-4": [UNIFORM.format(-0.2), ADAM.format(0.0001)],
+    "L −0.5 (study's L), Adam 1e-4": [UNIFORM.format(-0.5), ADAM.format(0.0001)],
 }
 
 
@@ -96,7 +100,7 @@ def plot(rows, floor, path):
 
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     names = list(dict.fromkeys(r["config"] for r in rows))
-    markers = "osD^v<>"
+    markers = "osD^v<>Ph"
     for name, marker in zip(names, markers):
         sel = [r for r in rows if r["config"] == name]
         sc = ax.scatter([r["identities"] for r in sel], [r["fid"] for r in sel], c=[r["memorisation"] for r in sel],
