@@ -109,6 +109,7 @@ SLACK = 64 << 10     # bytes of HDF5 metadata (chunk index nodes, heaps) a write
 RESERVE = 256 << 10  # kept free so that a stopped run can still be marked failed and closed
 CHECKPOINT_SECONDS = 30.0
 FLUSH_SECONDS = 1.0  # frames reach the disk (and live readers) at least this often
+ROOM_SECONDS = 1.0  # the room left is measured again at least this often (and whenever it runs low)
 
 
 def _now() -> str:
@@ -431,6 +432,7 @@ class Recorder:
         self._checkpoint_time = time.monotonic()
         self._handles: dict = {}
         self._axes: list = []  # (epoch, time, step) of the frames whose axes wait for the next flush
+        self._room, self._room_at = 0, -ROOM_SECONDS
         f.flush()
         self._flushed = time.monotonic()
         self._start_swmr()
@@ -466,7 +468,12 @@ class Recorder:
         self._worker.submit(lambda: self._guarded(need, task))
 
     def _guarded(self, need: int, task) -> None:
-        ensure_room(self.path, need)
+        now = time.monotonic()
+        if now - self._room_at < ROOM_SECONDS and self._room - need >= RESERVE:
+            self._room -= need  # measured less than a second ago, less what was written since
+        else:
+            ensure_room(self.path, need)
+            self._room, self._room_at = headroom(self.path) - need, now
         try:
             task()
         except OSError as exc:
@@ -717,6 +724,7 @@ class Recorder:
         f = _open_for_append(path, {"libver": SWMR_LIBVER} if swmr else {})
         self = cls.__new__(cls)
         self.path, self.file, self.swmr, self._handles, self._axes = path, f, swmr, {}, []
+        self._room, self._room_at = 0, -ROOM_SECONDS
         self.checkpoint_seconds, self.abandoned = checkpoint_seconds, False
         try:
             checkpoint = self._prepare_resume(record_every)
