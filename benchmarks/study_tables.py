@@ -14,6 +14,7 @@ Fig. 1's B rows (same spec, same seeds: the same runs), taken from Fig. 1 where 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -53,7 +54,7 @@ def table(title: str, groups: dict, floor: dict | None) -> str:
                        for k, _, scale, fmt in COLUMNS])
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
     rule = "  ".join("=" * w for w in widths)
-    lines = [title, "", rule, "  ".join(h.ljust(w) for h, w in zip(header, widths)), rule]
+    lines = [f"**{title}**", "", rule, "  ".join(h.ljust(w) for h, w in zip(header, widths)), rule]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
     lines += [rule, ""]
     return "\n".join(lines)
@@ -65,7 +66,11 @@ def grouped(recs, label_of) -> dict:
         label = label_of(r["params"])
         if label is not None:
             groups[(label, r["params"]["model.n_neurons"])].append(r)
-    return dict(sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1])))
+    def order(kv):  # by the first number in the label (data set size, batch size), then label, N
+        (label, n), _ = kv
+        number = re.search(r"\d+", label)
+        return (int(number[0]) if number else 0, label, n)
+    return dict(sorted(groups.items(), key=order))
 
 
 def fig1_label(p):
@@ -76,9 +81,9 @@ def fig1_label(p):
 def fig3_label(p):
     k = p.get("data.params.k", 10)
     if p.get("data.params.select", "random_persons") == "random":
-        return f"{k:>2} random faces"
+        return f"{k} random faces"
     people = p.get("data.params.n_persons", 1)
-    return f"{k:>2} faces, {'same person' if people == 1 else f'{people} people'}"
+    return f"{k} faces, {'same person' if people == 1 else f'{people} people'}"
 
 
 def floor_row() -> dict | None:
@@ -114,7 +119,7 @@ def main(argv=None) -> int:
     print(table("Fig. 1 (10 faces, batch 10)", grouped(fig1, fig1_label), floor))
     print(table("Fig. 3 (B matrix; 10-face rows are Fig. 1's B runs)",
                 grouped(fig3 + [r for r in fig3_from_fig1 if r["name"] not in have], fig3_label), floor))
-    print(table("Fig. 5 (all 400 faces, B)", grouped(fig5, lambda p: f"batch {p['schedule.batch_size']:>3}"), floor))
+    print(table("Fig. 5 (all 400 faces, B)", grouped(fig5, lambda p: f"batch {p['schedule.batch_size']}"), floor))
     return 0
 
 
