@@ -115,8 +115,10 @@ def check_resumable(spec: RunSpec, data, path: Path) -> None:
     """SpecError/DataError unless the run file at ``path`` was recorded from ``spec`` on ``data``."""
     import yaml
 
+    from .runfile_check import check_run_file
     from .spec import resolve
 
+    check_run_file(path, for_resume=True)
     with open_for_reading(path) as f:
         text = f["spec"][()]
         attrs = dict(f["data"].attrs)

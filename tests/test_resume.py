@@ -188,3 +188,20 @@ def test_resuming_from_step_0_records_frame_0_once(tmp_path, monkeypatch, refere
         assert f["checkpoint/0/position"][0] == 0 and f["checkpoint/current"][()] in (0, 1)
     execute(resolve(spec, "tiny.yaml"), resume=first.path, **QUIET)
     assert_same_run(first.path, references("bcm").path)  # steps 0, 4, 8, ... once each
+
+
+@pytest.mark.parametrize("damage", ["spec", "data", "checkpoint"])
+def test_cli_resume_of_a_damaged_file_is_one_line(tmp_path, damage):
+    spec = tiny_spec(tmp_path, **{"schedule.epochs": 2})
+    done = execute(resolve(spec, "tiny.yaml"), **QUIET)
+    with h5py.File(done.path, "r+") as f:
+        f.attrs["status"] = "interrupted"
+        if damage == "checkpoint":
+            f["checkpoint/current"][()] = 5
+        else:
+            del f[damage]
+    out = cli("run", write_spec(tmp_path, spec), "--resume", done.path)
+    assert out.returncode == 2, out.stderr
+    assert "Traceback" not in out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(done.path) in lines[0]
