@@ -36,6 +36,7 @@ from plasticity_kit.executors import Local  # noqa: E402
 from plasticity_kit.runner import execute  # noqa: E402
 from plasticity_kit.spec import read_yaml, resolve  # noqa: E402
 from plasticity_kit.sweep import expand, run_sweep  # noqa: E402
+from plasticity_kit.threads import available_cpus  # noqa: E402
 
 QUIET = {"progress": False, "log": lambda *a: None, "overwrite": True}
 TARGETS = {"olivetti-matrices.yaml": 120, "olivetti-batch-size.yaml": 300}  # seconds, issue 14, 2 cores
@@ -80,7 +81,7 @@ def main() -> int:
     ap.add_argument("--spec", action="append", default=None,
                     help="sweep spec (repeatable; default: the Fig. 1 and Fig. 5 specs)")
     ap.add_argument("--sweep-epochs", type=int, default=None, help="train this many epochs and scale the time")
-    ap.add_argument("--workers", type=int, default=None, help="sweep worker processes (default: the cores)")
+    ap.add_argument("--workers", type=int, default=None, help="sweep worker processes (default: the CPUs available)")
     ap.add_argument("--skip-sweep", action="store_true", help="only the replica comparison")
     ap.add_argument("--epochs", type=int, default=3000, help="epochs of the replica comparison")
     args = ap.parse_args()
@@ -100,7 +101,7 @@ def main() -> int:
                 load0 = os.getloadavg()[0]
                 print(f"{path}: {len(sweep.runs)} runs, {networks} networks × {sweep_raw['schedule']['epochs']} epochs, "
                       f"training only (metrics and exporters removed), local pool of "
-                      f"{args.workers or os.cpu_count()} workers, {os.cpu_count()} CPUs")
+                      f"{args.workers or available_cpus()} workers, {available_cpus()} CPUs available")
                 seconds, rows = time_sweep(sweep_raw, args.workers)
                 scale = epochs / sweep_raw["schedule"]["epochs"]
                 done = sum(r["status"] == "completed" for r in rows)

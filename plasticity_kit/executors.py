@@ -17,6 +17,7 @@ import traceback
 
 from .component import Component
 from .options import Option, Schema
+from .threads import available_cpus
 
 SINGLE_THREAD = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -119,8 +120,9 @@ def single_threaded_children():
 
 
 class Local(Executor):
-    """Local worker processes, ``workers`` of them (spawned, one BLAS/OpenMP thread each), each
-    running one run at a time.
+    """Local worker processes, ``workers`` of them (default: the CPUs this process may use,
+    :func:`~plasticity_kit.threads.available_cpus` — its affinity and cgroup quota, not the
+    machine's core count), spawned with one BLAS/OpenMP thread each, each running one run at a time.
 
     The parent hands every worker one task at a time over a pipe of its own, so a worker that
     dies (SIGKILL, the OOM killer, a crash in native code) takes only the run it held with it:
@@ -134,7 +136,7 @@ class Local(Executor):
     """
 
     name = "local"
-    options = Schema(Option("workers", "integer", None, "worker processes (default: the number of cores)",
+    options = Schema(Option("workers", "integer", None, "worker processes (default: the CPUs this process may use)",
                             low=1, nullable=True))
     grace = 20.0  # seconds a terminated worker gets to close its run file
 
@@ -146,7 +148,7 @@ class Local(Executor):
         tasks = deque(tasks)
         if not tasks:
             return
-        size = min(self.workers or os.cpu_count() or 1, len(tasks))
+        size = min(self.workers or available_cpus(), len(tasks))
         ctx = multiprocessing.get_context("spawn")  # the children load BLAS/OpenMP after the variables are set
         pool: list[_Worker] = []
         try:
@@ -313,7 +315,7 @@ class Dask(Executor):
     name = "dask"
     options = Schema(
         Option("address", "string", None, "scheduler address (default: start a LocalCluster)", nullable=True),
-        Option("workers", "integer", None, "LocalCluster workers (default: the number of cores)", low=1, nullable=True),
+        Option("workers", "integer", None, "LocalCluster workers (default: the CPUs this process may use)", low=1, nullable=True),
     )
 
     def map(self, fn, tasks):
@@ -330,7 +332,7 @@ class Dask(Executor):
             else:
                 stack.enter_context(single_threaded_children())
                 cluster = stack.enter_context(LocalCluster(
-                    n_workers=self.workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
+                    n_workers=self.workers or available_cpus(), threads_per_worker=1, processes=True,
                     host="127.0.0.1", dashboard_address=None))
                 client = stack.enter_context(Client(cluster))
             futures = client.map(fn, tasks, pure=False)
