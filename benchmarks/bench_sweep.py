@@ -64,7 +64,7 @@ def one_config(raw: dict, out: Path, replicas: int, optimizer: dict | None = Non
     spec["model"] = {**spec["model"], "n_neurons": 13, "interaction": "binocular", "replicas": replicas}
     if optimizer:
         spec["model"]["optimizer"] = optimizer
-    spec["schedule"] = {**spec["schedule"], "seed": 1}
+    spec["schedule"] = {**spec["schedule"], "seed": 1, "batch_size": 10}  # Fig. 5's spec has larger batches
     return spec
 
 
