@@ -49,7 +49,9 @@ def cmd_run(args) -> int:
     result = execute(spec, progress=None if not args.quiet else False, log=log, resume=args.resume,
                      overwrite=args.overwrite)
     o = result.outcome
-    line = o.message if o.message.startswith(o.status) else f"{o.status}: {o.message}"
+    from .cli_replay import outcome_line
+
+    line = outcome_line(o.status, o.message)
     if args.quiet:
         if o.status != "completed":
             print(line, file=sys.stderr)

@@ -18,6 +18,13 @@ from .errors import SpecError
 EXIT_BY_STATUS = {"completed": 0, "diverged": 1, "interrupted": 130}
 
 
+def outcome_line(status: str, message: str) -> str:
+    """``status: message``, without repeating the status when the message already starts with it."""
+    if not message:
+        return status
+    return message if message.startswith(status) else f"{status}: {message}"
+
+
 def _size(n: float) -> str:
     for unit in ("B", "kB", "MB", "GB"):
         if n < 1000 or unit == "GB":
@@ -58,7 +65,7 @@ def cmd_show(args) -> int:
         spec, attrs, data = t.spec, t.attrs, t.data_info
         model, sched = spec["model"], spec["schedule"]
         lines = [f"{t.path}: run '{attrs.get('name', '?')}'",
-                 f"status:   {t.status}{': ' + t.message if t.message else ''}{_writer_note(t)}",
+                 f"status:   {outcome_line(t.status, t.message)}{_writer_note(t)}",
                  f"created:  {attrs.get('created', '?')}" + (f", ended {attrs['ended']}" if "ended" in attrs else ""),
                  f"spec:     {model['rule']['name']} rule, {model['n_neurons']} neurons"
                  f"{' × ' + str(model['replicas']) + ' replicas' if model.get('replicas', 1) > 1 else ''}, {model['dtype']}; "
@@ -186,7 +193,7 @@ def cmd_watch(args) -> int:
             print(f"[{time.strftime('%H:%M:%S')}] {status}: {line}", flush=True)
             last = line
         if status != "running":
-            print(f"{status}: {message}", flush=True)
+            print(outcome_line(status, message), flush=True)
             return EXIT_BY_STATUS.get(status, 0)
         if alive is False:
             print(f"the writing process is gone (killed?): the file stops at the line above; "

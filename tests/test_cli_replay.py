@@ -49,7 +49,7 @@ def test_animation_exporter_writes_every_recorded_frame(done):
 def test_show_lists_status_fields_metrics_and_size(done, capsys):
     code, out, _ = run_cli(capsys, "show", done.path)
     assert code == 0
-    assert "status:   completed: completed 6 epochs (18 steps)" in out
+    assert "status:   completed 6 epochs (18 steps)" in out
     assert "bcm rule, 5 neurons, float32; data 'olivetti' (20 samples x 4096); 6 epochs, batch 8, seed 3" in out
     assert "10 frames, steps 0 to 18, every 2" in out
     assert re.search(r"weights\s+\(5, 4096\)\s+float32\s+none", out)
@@ -123,7 +123,7 @@ def test_watch_follows_a_live_run_to_its_end(tmp_path, capsys):
     lines = out.strip().splitlines()
     assert len(lines) >= 3 and lines[0].split("] ")[1].startswith("running: step ")
     assert any("weight_norm.mean=" in line for line in lines)
-    assert lines[-1] == "completed: completed 1500 epochs (4500 steps)"
+    assert lines[-1] == "completed 1500 epochs (4500 steps)"
 
 
 def test_watch_once_and_a_killed_run(tmp_path, capsys):
