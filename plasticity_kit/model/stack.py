@@ -75,7 +75,7 @@ def _layer_config(entry: Any, key: str, reg, base_dir) -> LayerConfig:
     if "stage" in entry:
         _check_keys(entry, STAGE_KEYS, key)
         name = entry["stage"]
-        if name not in STAGES:
+        if not isinstance(name, str) or name not in STAGES:
             raise SpecError(f"{key}.stage", f"expected one of {', '.join(STAGES)}, got {describe(name)}")
         cls = STAGES[name]
         params = cls.options.validate(entry.get("params"), f"{key}.params")
