@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .base import Rule
+
 
 class Replicas:
     """R copies of ``rule``'s network, stacked along a leading axis of every state array."""
@@ -61,6 +63,8 @@ class Replicas:
                 self.rule.run_steps(self.replica(state, r), X, batches)
 
     def end_epoch(self, state, epoch):
+        if type(self.rule).end_epoch is Rule.end_epoch and not self.rule.params.get("orthogonalize"):
+            return  # the base end_epoch does nothing then: skip building R views every epoch
         for r in range(self.count):
             self.rule.end_epoch(self.replica(state, r), epoch)
 
