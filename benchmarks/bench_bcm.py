@@ -37,7 +37,9 @@ ratio of the minima (the least disturbed samples on a shared machine).  Each tim
 after a short sleep (``--pause``): an idle OpenBLAS pool keeps spinning ~0.1 s after its last
 call, and numpy and scipy bring two separate pools, so without the pause the row measured right
 after a numpy row runs with the other pool's workers still burning the cores (at 2 threads on 2
-cores that made a kernel epoch 2-4x slower).
+cores that made a kernel epoch 2-4x slower).  After the pause the row runs untimed for ``--rewarm`` seconds: a core
+left idle takes 2–3 epochs to come back to full speed on this VM, which a training run (epochs
+back to back) never sees (benchmarks/steady.py).
 
 Target (issues 3 and 14): (b) ≤ 1.2 × (c), at 1 and at 2 threads.  For comparison (not measured here): the C++/Cython BCM of
 the Nico-Curti/plasticity library was measured at about 2.9× its bare-product time on this shape.
@@ -53,6 +55,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from steady import settle
 
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
                "VECLIB_MAXIMUM_THREADS", "BLIS_NUM_THREADS")
@@ -255,7 +259,7 @@ def child(args) -> dict:
     try:
         for r in range(args.repeats):
             for name in names[r % len(names):] + names[:r % len(names)]:
-                time.sleep(args.pause)
+                settle(measures[name], args.pause, args.rewarm)
                 t0 = time.perf_counter()
                 for _ in range(args.epochs):
                     measures[name]()
@@ -276,7 +280,7 @@ def run_child(threads: int, args) -> dict:
     for var in THREAD_VARS:
         env[var] = str(threads)
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--repeats", str(args.repeats),
-           "--epochs", str(args.epochs), "--pause", str(args.pause)]
+           "--epochs", str(args.epochs), "--pause", str(args.pause), "--rewarm", str(args.rewarm)]
     if args.mnist:
         cmd += ["--mnist", args.mnist]
     if args.skip_reference:
@@ -370,6 +374,8 @@ def main(argv=None):
     ap.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
     ap.add_argument("--quick", action="store_true", help="3 repeats")
     ap.add_argument("--skip-reference", action="store_true", help="leave out the slow numpy reference row")
+    ap.add_argument("--rewarm", type=float, default=0.15, help="seconds each row runs untimed after the "
+                    "pause, before its timed block (benchmarks/steady.py)")
     ap.add_argument("--pause", type=float, default=0.3, help="seconds of sleep before each timed block "
                     "(default 0.3): lets the idle BLAS workers of the previous row stop spinning")
     ap.add_argument("--json", metavar="FILE", help="also write the raw timings (seconds) to FILE")

@@ -40,7 +40,9 @@ weights; one epoch = 6 steps:
   (g) the rule's step → ``kernels.krotov.dynamics_step`` (one image per thread, nogil).
 
 Target (issue): (g) under 5 s per epoch; the slides report 585 s for their whole training.
-Timings are medians over the repeats (rows interleaved, order rotating) with [min–max].
+Timings are medians over the repeats (rows interleaved, order rotating) with [min–max]; before
+each timed row the machine is let settle: 0.3 s of sleep (BLAS pools go quiet), then the row
+itself untimed for 0.15 s (benchmarks/steady.py).
 """
 from __future__ import annotations
 
@@ -52,6 +54,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from steady import settle
 
 REPO = Path(__file__).resolve().parent.parent
 IMAGES = "t10k-images-idx3-ubyte.gz"
@@ -122,6 +125,7 @@ def measure(rows, repeats):
         rows[name]()
     for r in range(repeats):
         for name in names[r % len(names):] + names[:r % len(names)]:
+            settle(rows[name])
             t = time.perf_counter()
             rows[name]()
             times[name].append(time.perf_counter() - t)

@@ -19,7 +19,9 @@ loops) and kills them when it is done.
 
 Targets (issue 14): loaded, the default never more than 1.3× slower than one thread; idle,
 2 threads at least 1.6× faster than one thread on the BCM MNIST shape.  The thread count is set
-with ``threads.using`` (the kernels' team; BLAS called through numpy/scipy limited to as many).
+with ``threads.using`` (the kernels' team; BLAS called through numpy/scipy limited to as many).  Each timed run follows an untimed one of the same
+workload and thread count (benchmarks/steady.py): a core left idle by the one-thread run takes
+50–80 ms to come back to full speed on this VM, which a training run never sees.
 """
 from __future__ import annotations
 
@@ -38,6 +40,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "benchmarks"))
+from steady import settle  # noqa: E402
 
 
 def olivetti_job(epochs: int, out: Path):
@@ -116,6 +119,7 @@ def compare(work, default: int, repeats: int) -> dict:
     order = [default, 1]
     for r in range(repeats):
         for nt in order[r % 2:] + order[:r % 2]:
+            settle(lambda: timed(work, nt), pause=0.3, rewarm=0.15)
             times[nt].append(timed(work, nt))
     return {nt: statistics.median(ts) for nt, ts in times.items()}
 
