@@ -21,7 +21,8 @@ EXIT_INTERNAL = 70  # an unexpected exception (a bug): sysexits' EX_SOFTWARE
 def _add_spec_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", help="YAML run spec")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
-                        help="override a spec key (repeatable), e.g. --set model.n_neurons=9")
+                        help="override a spec key (repeatable), e.g. --set model.n_neurons=9; an integer "
+                        "part indexes a list: --set model.layers.1.n_neurons=64")
 
 
 def _thread_count(text: str) -> int:

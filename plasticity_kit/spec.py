@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -250,23 +251,39 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key, parsed
 
 
+def _list_index(items: list, part: str, where: str) -> int:
+    """``part`` read as an index into ``items`` (the list at ``where``); SpecError otherwise."""
+    size = f"{len(items)} item{'s' if len(items) != 1 else ''}" + (f" (0 to {len(items) - 1})" if items else "")
+    if re.fullmatch(r"-?[0-9]+", part) is None:
+        raise SpecError(f"{where}.{part}", f"expected a list index: {where} is a list of {size}, got {part!r}")
+    index = int(part)
+    if not 0 <= index < len(items):
+        raise SpecError(f"{where}.{part}", f"index {index} out of range: {where} has {size}")
+    return index
+
+
 def apply_overrides(raw: dict, overrides) -> dict:
-    """A copy of ``raw`` with every ``key.path=value`` override set (intermediate mappings made)."""
+    """A copy of ``raw`` with every ``key.path=value`` override set (intermediate mappings made);
+    an integer part indexes into a list (``model.layers.1.n_neurons=64``)."""
     out = copy.deepcopy(raw)
     for item in overrides or ():
         key, value = parse_override(item) if isinstance(item, str) else item
         node = out
         parts = key.split(".")
-        for depth, part in enumerate(parts[:-1]):
-            nxt = node.get(part)
+        for depth, part in enumerate(parts):
+            if isinstance(node, list):
+                part = _list_index(node, part, ".".join(parts[:depth]))
+            if depth == len(parts) - 1:
+                node[part] = value
+                break
+            nxt = node[part] if isinstance(node, list) else node.get(part)
             if nxt is None:
                 nxt = node[part] = {}
             elif isinstance(nxt, str) and parts[depth + 1] in ("name", "params"):
                 nxt = node[part] = {"name": nxt}  # `rule: bcm` shorthand, then --set model.rule.params.x=…
-            elif not isinstance(nxt, dict):
+            elif not isinstance(nxt, (dict, list)):
                 raise SpecError(".".join(parts[: depth + 1]), f"--set {key}: cannot set a key inside {describe(nxt)}")
             node = nxt
-        node[parts[-1]] = value
     return out
 
 

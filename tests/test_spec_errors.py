@@ -293,6 +293,34 @@ def test_set_overrides_are_checked_like_the_file(tmp_path, override, expected):
     assert expected in refused(path, f"--set={override}")
 
 
+LAYERED = {"layers": [{"stage": "batch_norm"}, {"rule": "softhebb", "n_neurons": 4, "conv": {"kernel": 5}},
+                      {"stage": "max_pool"}]}
+
+
+def test_set_indexes_into_a_list_of_layers(tmp_path):
+    path = write_spec(tmp_path, tiny_spec(tmp_path, model=LAYERED))
+    spec = load_spec(path, ["model.layers.1.n_neurons=6", "model.layers.1.rule.params.inverse_temperature=5",
+                            "model.layers.2.stage=avg_pool", "model.layers.2.params.size=4"])
+    layers = spec.resolved["model"]["layers"]
+    assert layers[1]["n_neurons"] == 6 and spec.model.n_neurons == 6
+    assert layers[1]["rule"] == {"name": "softhebb", "params": {**layers[1]["rule"]["params"], "inverse_temperature": 5}}
+    assert layers[2] == {"stage": "avg_pool", "params": {"size": 4, "stride": None, "padding": 0}}
+    assert refused(path, "--set", "model.layers.1.n_neurons=0") == "model.layers[1].n_neurons: expected an integer >= 1, got 0"
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("model.layers.3.n_neurons=6", "model.layers.3: index 3 out of range: model.layers has 3 items (0 to 2)"),
+    ("model.layers.-1.n_neurons=6", "model.layers.-1: index -1 out of range: model.layers has 3 items (0 to 2)"),
+    ("model.layers.one.n_neurons=6", "model.layers.one: expected a list index: model.layers is a list of 3 items "
+                                     "(0 to 2), got 'one'"),
+    ("model.layers.1.n_neurons.x=6", "model.layers.1.n_neurons: --set model.layers.1.n_neurons.x: cannot set a key "
+                                     "inside 4"),
+], ids=["past-the-end", "negative", "not-an-integer", "inside-a-number"])
+def test_set_into_a_list_names_the_key_and_the_length(tmp_path, override, expected):
+    path = write_spec(tmp_path, tiny_spec(tmp_path, model=LAYERED))
+    assert refused(path, "--set", override) == expected
+
+
 def test_sweep_sections_are_validated_run_by_run(tmp_path, gib_free):
     spec = tiny_spec(tmp_path)
     spec["sweep"] = {"grid": {"model.n_neurons": [5, 0]}}
