@@ -56,6 +56,37 @@ def _table(rows: list[tuple], indent: str = "  ") -> list[str]:
     return [indent + "  ".join(f"{str(c):<{w}}" for c, w in zip(r, widths)).rstrip() for r in rows]
 
 
+def _shape(shape) -> str:
+    return "×".join(map(str, shape))
+
+
+def _layers(t) -> list[str]:
+    """``show``'s lines on a layered model: every layer, what it is, the maps it outputs and its recorded fields."""
+    from .errors import DataError
+
+    model = t.spec["model"]
+    try:
+        rule = t.rule
+        shapes = [(b.in_shape, b.out_shape(b.in_shape)) for b in rule.blocks]
+    except DataError:  # the rule's plugin is not installed here: what the spec says
+        rule, shapes = None, [None] * len(model["layers"])
+    rows = [("layer", "what", "maps", "recorded")]
+    for i, (entry, shape) in enumerate(zip(model["layers"], shapes)):
+        if "rule" in entry:
+            conv = entry.get("conv")
+            what = f"{entry['rule']['name']}, {entry['n_neurons']} " + (
+                f"filters {conv['kernel']}×{conv['kernel']} (stride {conv['stride']}, padding {conv['padding']})"
+                if conv else "units, dense")
+        else:
+            params = ", ".join(f"{k} {v}" for k, v in entry.get("params", {}).items() if v is not None)
+            what = f"{entry['stage']}" + (f" ({params})" if params else "")
+        recorded = [name.split("/", 2)[2] for name in t.fields if name.startswith(f"layers/{i}/")]
+        rows.append((i, what, f"{_shape(shape[0])} → {_shape(shape[1])}" if shape else "?",
+                     ", ".join(recorded) or "-"))
+    shape = f", input {_shape(rule.input_shape)}" if rule is not None else ""
+    return [f"layers:   {len(rows) - 1}, training {model.get('training', 'greedy')}{shape}"] + _table(rows)
+
+
 def cmd_show(args) -> int:
     from .recording import read_checkpoint
     from .replay import Trajectory
@@ -79,6 +110,8 @@ def cmd_show(args) -> int:
         resumed = list(np.asarray(attrs.get("resumed_at", [])).ravel())
         if resumed:
             lines.append(f"resumed:  at step{'s' if len(resumed) > 1 else ''} {', '.join(map(str, resumed))}")
+        if model.get("layers"):
+            lines += _layers(t)
         lines.append(f"fields:   {len(t)} frames" + (f", steps {steps[0]} to {steps[-1]}, every {spec['record']['every']}"
                                                      if len(steps) else ""))
         rows = [("name", "frame shape", "stored as", "compression")]
@@ -121,7 +154,7 @@ def _parse_step(text: str, t) -> int:
 
 
 def cmd_replay(args) -> int:
-    from .exporters.animation import animate
+    from .exporters.animation import LAYER_FIELD, animate, default_field
     from .exporters.image_grid import save_image_grid
     from .exporters.timeline import plot_timeline
     from .replay import Trajectory
@@ -134,24 +167,41 @@ def cmd_replay(args) -> int:
         raise SpecError("--every", f"expected an integer >= 1, got {args.every}")
     if args.fps <= 0:
         raise SpecError("--fps", f"expected a positive number, got {args.fps}")
+    if args.layer is not None and args.field is not None:
+        raise SpecError("--layer", "--layer I draws layers/I/weights: give --layer or --field, not both")
     with Trajectory(args.run) as t:
+        if args.layer is not None:
+            t.learned_layer(args.layer)
+        field = args.field or default_field(t, args.layer)
+        match = LAYER_FIELD.fullmatch(field)
+        layer = int(match[1]) if match and t.spec["model"].get("layers") else None  # drawn as image patches
         if args.animate:
-            path, n = animate(t, args.animate, field=args.field, every=args.every, fps=args.fps, cmap=args.cmap)
-            print(f"wrote: {path} ({n} frames of {args.field}, {args.fps:g} fps)")
+            path, n = animate(t, args.animate, field=field, every=args.every, fps=args.fps, cmap=args.cmap,
+                              layer=args.layer)
+            print(f"wrote: {path} ({n} frames of {field}, {args.fps:g} fps)")
         if args.plot:
             path, n = plot_timeline(t, args.plot)
             print(f"wrote: {path} ({n} panels)")
         if args.frame is not None:
             step = _parse_step(args.frame, t)
-            state = t.at(step)
-            images = state.synthesize()
-            if images is None or not t.image_shape:
-                raise SpecError("--frame", f"{t.path}: rule '{t.spec['model']['rule']['name']}' or data "
-                                           f"'{t.data_info.get('name')}' gives no images to draw")
-            images = images.reshape((images.shape[0],) + t.image_shape)
-            title = f"{t.attrs.get('name', '')}: step {step}, epoch {state.epoch}"
-            path = save_image_grid(images, args.out, title=title)
-            print(f"wrote: {path} (step {step}, {images.shape[0]} neurons)")
+            if layer is not None:
+                images = t.layer_patches(layer, t.index(step), key="--layer" if args.layer is not None else "--field")
+                images = images[..., 0] if images.shape[3] == 1 else images
+                title = (f"{t.attrs.get('name', '')}: layer {layer} ({t.rule.blocks[layer].rule.name}), step {step}, "
+                         f"epoch {int(t.epochs[t.index(step)])}")
+                path = save_image_grid(images, args.out, title=title, cmap="bwr")
+                what = f"layer {layer}: {len(images)} fields of {_shape(images.shape[1:])}"
+            else:
+                state = t.at(step)
+                images = state.synthesize()
+                if images is None or not t.image_shape:
+                    raise SpecError("--frame", f"{t.path}: rule '{t.spec['model']['rule']['name']}' or data "
+                                               f"'{t.data_info.get('name')}' gives no images to draw")
+                images = images.reshape((images.shape[0],) + t.image_shape)
+                title = f"{t.attrs.get('name', '')}: step {step}, epoch {state.epoch}"
+                path = save_image_grid(images, args.out, title=title)
+                what = f"{images.shape[0]} neurons"
+            print(f"wrote: {path} (step {step}, {what})")
     return 0
 
 
@@ -213,7 +263,11 @@ def add_commands(sub) -> None:
     p = sub.add_parser("replay", help="draw a run file: animation of receptive fields, θ and metrics, one frame")
     p.add_argument("run", metavar="RUN.h5")
     p.add_argument("--animate", metavar="FILE.gif|FILE.mp4", help="receptive fields over training (MP4 needs ffmpeg)")
-    p.add_argument("--field", default="weights", help="recorded field to animate (default: weights)")
+    p.add_argument("--field", help="recorded field to animate (default: weights; a layered model: the first "
+                   "learned layer's)")
+    p.add_argument("--layer", type=int, metavar="I", help="a layered model's learned layer I (model.layers[I]): "
+                   "--animate and --frame draw its receptive fields as image patches (k×k×C tiles of a first "
+                   "convolutional layer; a deeper layer by its strongest inputs); default: the first learned layer")
     p.add_argument("--every", type=int, default=1, metavar="N", help="animate every N-th recorded frame")
     p.add_argument("--fps", type=float, default=10.0, help="frames per second of the animation (default 10)")
     p.add_argument("--cmap", default="auto", help="matplotlib colormap of the animation (default auto: bwr with "

@@ -179,6 +179,41 @@ class Trajectory:
                 raise DataError(f"cannot rebuild the rule of {self.path} from its recorded spec: {exc}") from None
         return self._rule
 
+    # -- layers of a layered model ----------------------------------------------------------
+    def learned_layer(self, layer: int, key: str = "--layer") -> int:
+        """``layer`` if it is a learned layer of this run's ``model.layers``; SpecError naming
+        ``key`` and the learned layers otherwise (no such layer, a stage, a model without layers)."""
+        layers = self._info["spec"]["model"].get("layers")
+        if not layers:
+            raise SpecError(key, f"{self.path}: rule '{self._info['spec']['model']['rule']['name']}' is not a "
+                                 f"layered model (model.layers); there is no layer {layer}")
+        learned = [i for i, entry in enumerate(layers) if "rule" in entry]
+        names = ", ".join(map(str, learned))
+        if not 0 <= layer < len(layers):
+            raise SpecError(key, f"{self.path} has no layer {layer}: its model has {len(layers)} layers "
+                                 f"(0 to {len(layers) - 1}); learned layers: {names}")
+        if layer not in learned:
+            raise SpecError(key, f"layer {layer} of {self.path} is a stage ({layers[layer].get('stage')}), not a "
+                                 f"learned layer; learned layers: {names}")
+        return layer
+
+    def layer_patches(self, layer: int, frame: int, strongest: int | None = None, key: str = "--layer") -> np.ndarray:
+        """Learned layer ``layer``'s receptive fields at frame ``frame`` as image patches (units, h, w, C)
+        of grey levels in [0, 1] (:meth:`~plasticity_kit.model.stack.Stack.field_patches`: a first
+        convolutional layer's k×k×C filters; a deeper layer by its ``strongest`` inputs, default
+        :data:`~plasticity_kit.model.stack.STRONGEST`), from the recorded weights of it and the layers below."""
+        from .model.stack import STRONGEST
+
+        rule = self.rule
+        self.learned_layer(layer, key)
+        names = [f"layers/{i}/weights" for i in rule.learned[:rule.learned.index(layer) + 1]]
+        missing = [name for name in names if name not in self]
+        if missing:
+            raise SpecError(key, f"{self.path}: layer {layer}'s receptive fields are drawn from {', '.join(names)}; "
+                                 f"not recorded: {', '.join(missing)} (record.fields)")
+        state = {name: np.asarray(self[name][frame], dtype=np.float64) for name in names}
+        return rule.field_patches(state, layer, strongest or STRONGEST)
+
     # -- frames ----------------------------------------------------------------------------
     @property
     def fields(self) -> list[str]:

@@ -90,6 +90,10 @@ def test_replay_plot_and_frame(done, tmp_path, capsys):
     (["--animate", "x.gif", "--field", "theta"], "field 'theta' has frames of shape (5,), not one 64x64 image per neuron"),
     (["--animate", "x.gif", "--field", "nope"], "no recorded field 'nope'"),
     (["--animate", "x.gif", "--every", "0"], "--every: expected an integer >= 1, got 0"),
+    (["--frame", "8", "--out", "x.png", "--layer", "1"], "rule 'bcm' is not a layered model (model.layers); there "
+                                                         "is no layer 1"),
+    (["--animate", "x.gif", "--layer", "1", "--field", "theta"], "--layer: --layer I draws layers/I/weights: give "
+                                                                 "--layer or --field, not both"),
 ])
 def test_replay_bad_requests(done, tmp_path, capsys, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)

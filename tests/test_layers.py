@@ -3,6 +3,7 @@ definitions, a convolutional layer against the numpy reference of its rule on pa
 simultaneous schedules, the run file's layers/<i>/… state, determinism, and the linear probe's
 untrained twin."""
 import os
+import re
 
 import h5py
 import numpy as np
@@ -239,8 +240,79 @@ def test_replay_and_show_read_every_layer(tmp_path):
         np.testing.assert_array_equal(last.synthesize(), result.rule.synthesize(result.state))
     shown = cli("show", str(path))
     assert shown.returncode == 0 and "layers/1/weights  (6, 9)" in shown.stdout
-    drawn = cli("replay", str(path), "--frame", str(result.outcome.steps), "--out", str(tmp_path / "frame.png"))
+    assert "layers:   6, training greedy, input 10×10×1" in shown.stdout
+    assert re.search(r"1 +softhebb, 6 filters 3×3 \(stride 1, padding 1\) +10×10×1 → 10×10×6 +weights", shown.stdout)
+    assert re.search(r"3 +max_pool \(size 4, stride 2, padding 1\) +10×10×6 → 5×5×6 +-", shown.stdout)
+    drawn = cli("replay", str(path), "--frame", str(result.outcome.steps), "--out", str(tmp_path / "frame.png"),
+                "--layer", "4")
     assert drawn.returncode == 0 and (tmp_path / "frame.png").exists(), drawn.stderr
+    assert "layer 4: 4 fields of 7×7" in drawn.stdout  # 3×3 taps 2 pixels apart over 3×3 filters
+
+
+def gif_last_frame(path):
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im.seek(im.n_frames - 1)
+        return np.asarray(im.convert("RGB"))
+
+
+def test_replay_draws_a_layer_as_image_patches(tmp_path, capsys):
+    """--animate and --frame draw a conv layer's filters as k×k tiles (a deeper layer over the part of
+    the image it sees); a layer that does not exist or is a stage is one line naming it."""
+    from plasticity_kit.cli import main
+    from plasticity_kit.exporters.animation import MIN_TILE
+    from plasticity_kit.replay import Trajectory
+
+    np.savez(tmp_path / "tiny.npz", images=X.reshape(24, 10, 10), labels=LABELS)
+    raw = spec_dict(TWO_LAYERS, tmp_path)
+    raw["data"] = {"name": "images", "params": {"path": str(tmp_path / "tiny.npz")}}
+    raw["record"], raw["exporters"] = {"every": 1}, ["animation"]
+    execute(resolve(raw), progress=False, log=lambda *a: None)
+    path = tmp_path / "stack" / "run.h5"
+    with Trajectory(path) as t:
+        W = t["layers/1/weights"][-1]
+        np.testing.assert_allclose(t.layer_patches(1, -1)[..., 0].reshape(6, 9),
+                                   0.5 + 0.5 * W / np.abs(W).max(axis=1, keepdims=True), rtol=1e-6)
+        assert t.layer_patches(4, -1).shape == (4, 7, 7, 1)
+    for args, (units, side) in ((["--animate", tmp_path / "a.gif"], (6, 3)),  # default: the first learned layer
+                                (["--animate", tmp_path / "b.gif", "--layer", "4"], (4, 7)),
+                                (["--animate", tmp_path / "c.gif", "--field", "layers/4/weights"], (4, 7))):
+        assert main(["replay", str(path)] + [str(a) for a in args]) == 0
+        columns = int(np.ceil(np.sqrt(units)))
+        rows = int(np.ceil(units / columns))
+        scale = MIN_TILE / side
+        frame = gif_last_frame(args[1])
+        width, height = (2 * int(np.ceil((n * (side + 1) - 1) * scale / 2)) for n in (columns, rows))
+        assert frame.shape == (height + 30, width, 3)  # 30: the title band
+        for c in range(columns):  # white gaps between the tiles, drawn weights inside them
+            gap, middle = int((c * (side + 1) + side + 0.5) * scale), int((c * (side + 1) + side / 2) * scale)
+            assert c == columns - 1 or (frame[30:, gap] == 255).all()
+            assert not (frame[30:30 + int(side * scale), middle] == 255).all()
+    out, _ = capsys.readouterr()
+    assert "a.gif (7 frames of layers/1/weights, 10 fps)" in out
+    assert gif_last_frame(path.parent / "receptive_fields.gif").shape == gif_last_frame(tmp_path / "a.gif").shape
+    for args, message in ((["--layer", "2"], "--layer: layer 2 of {} is a stage (activation), not a learned layer; "
+                                             "learned layers: 1, 4"),
+                          (["--layer", "6"], "--layer: {} has no layer 6: its model has 6 layers (0 to 5); "
+                                             "learned layers: 1, 4"),
+                          (["--field", "layers/3/weights"], "--field: layer 3 of {} is a stage (max_pool)")):
+        assert main(["replay", str(path), "--animate", str(tmp_path / "x.gif")] + args) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: " + message.format(path)) and len(err.splitlines()) == 1, err
+    assert main(["replay", str(path), "--frame", "last", "--out", str(tmp_path / "x.png"), "--layer", "0"]) == 2
+    assert "layer 0 of" in capsys.readouterr().err and not (tmp_path / "x.png").exists()
+
+
+def test_field_box_is_the_support_of_the_composed_fields():
+    _, rule = build(TWO_LAYERS)
+    ones = {k: np.ones_like(v) for k, v in rule.init_state(np.random.default_rng(0)).items()}
+    for layer, expected in ((1, (3, 6, 3, 6)), (4, (1, 8, 1, 8))):
+        support = np.abs(rule._raw_fields(ones, layer, None)).reshape(-1, 10, 10).sum(axis=0) > 0
+        rows, cols = np.flatnonzero(support.any(axis=1)), np.flatnonzero(support.any(axis=0))
+        assert rule.field_box(layer) == (rows[0], rows[-1] + 1, cols[0], cols[-1] + 1) == expected
+    _, dense = build([{"rule": "softhebb", "n_neurons": 3}], epochs=1)
+    assert dense.field_box(0) == (0, 10, 0, 10)
 
 
 def test_locally_connected_layer_with_sleep_inside_a_stack():

@@ -12,6 +12,7 @@ read from the run file one at a time (:meth:`plasticity_kit.replay.Trajectory.fr
 from __future__ import annotations
 
 import math
+import re
 import shutil
 from pathlib import Path
 
@@ -85,11 +86,27 @@ def writer_for(path: Path, fps: float, key: str = "--animate"):
     raise SpecError(key, f"expected a file name ending in {' or '.join(FORMATS)}, got {path.name!r}")
 
 
+MIN_TILE = 40  # pixels: smaller images (a layer's 5×5 filters) are drawn larger than ``scale`` says
+LAYER_FIELD = re.compile(r"layers/([0-9]+)/weights")
+
+
+def default_field(trajectory, layer: int | None = None) -> str:
+    """``weights``, or for a layered run ``layers/<i>/weights`` of learned layer ``layer`` (default: the first)."""
+    layers = trajectory.spec["model"].get("layers")
+    if layer is None and layers:
+        layer = next(i for i, entry in enumerate(layers) if "rule" in entry)
+    return "weights" if layer is None else f"layers/{layer}/weights"
+
+
 def animate(trajectory, path, *, field: str = "weights", every: int = 1, fps: float = 10.0,
-            cmap: str = AUTO, columns: int | None = None, scale: float = 1.5, key: str = "--animate") -> tuple[Path, int]:
+            cmap: str = AUTO, columns: int | None = None, scale: float = 1.5, key: str = "--animate",
+            layer: int | None = None) -> tuple[Path, int]:
     """Write the animation of ``field`` over the recorded frames (every ``every``-th, the last
     always included) to ``path``; returns (path, number of frames written).  ``cmap``: a matplotlib
-    colormap, or ``auto`` (see :func:`colour_scale`)."""
+    colormap, or ``auto`` (see :func:`colour_scale`).  A learned layer of a layered run (``layer``,
+    or ``field`` ``layers/<i>/weights``) is drawn as its receptive fields' image patches
+    (:meth:`~plasticity_kit.replay.Trajectory.layer_patches`: k×k×C tiles for a first
+    convolutional layer, a deeper layer by its strongest inputs)."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -99,19 +116,37 @@ def animate(trajectory, path, *, field: str = "weights", every: int = 1, fps: fl
     writer = writer_for(path, fps, key)
     if cmap != AUTO and cmap not in matplotlib.colormaps:
         raise SpecError("--cmap", f"unknown matplotlib colormap {cmap!r} (auto, or e.g. bwr, RdBu_r, viridis, gray)")
+    layer_key = "--layer" if layer is not None else "--field"
+    match = LAYER_FIELD.fullmatch(field)
+    if layer is None and match and trajectory.spec["model"].get("layers"):
+        layer = int(match[1])
+    if layer is not None:
+        field = f"layers/{trajectory.learned_layer(layer, layer_key)}/weights"
     shape = trajectory.image_shape
-    if field not in trajectory:
-        raise SpecError("--field", f"{trajectory.path} has no recorded field {field!r}; "
-                                   f"recorded: {', '.join(trajectory.fields)}")
-    frame_shape = trajectory[field].shape[1:]
-    if not shape or len(frame_shape) != 2 or frame_shape[1] != int(np.prod(shape)):
-        raise SpecError("--field", f"field {field!r} has frames of shape {frame_shape}, not one "
-                                   f"{'x'.join(map(str, shape)) if shape else '?'} image per neuron")
     if len(trajectory) == 0:
         raise SpecError("--animate", f"{trajectory.path} has no recorded frame yet")
-    cmap, scaling, vmin, vmax = colour_scale(trajectory[field][-1], cmap)
-    first = mosaic(trajectory[field][0], shape, columns, scaling)
+    if layer is not None:
+        def tiles(i, _):
+            patches = trajectory.layer_patches(layer, i, key=layer_key)
+            return 2 * patches.reshape(len(patches), -1) - 1  # back to r / max|r| in [−1, 1]
+
+        patches = trajectory.layer_patches(layer, 0, key=layer_key)
+        shape = patches.shape[1:] if patches.shape[3] == 3 else patches.shape[1:3]
+    else:
+        if field not in trajectory:
+            raise SpecError("--field", f"{trajectory.path} has no recorded field {field!r}; "
+                                       f"recorded: {', '.join(trajectory.fields)}")
+        frame_shape = trajectory[field].shape[1:]
+        if not shape or len(frame_shape) != 2 or frame_shape[1] != int(np.prod(shape)):
+            raise SpecError("--field", f"field {field!r} has frames of shape {frame_shape}, not one "
+                                       f"{'x'.join(map(str, shape)) if shape else '?'} image per neuron")
+
+        def tiles(_, frame):
+            return frame
+    cmap, scaling, vmin, vmax = colour_scale(tiles(-1, trajectory[field][-1]), cmap)
+    first = mosaic(tiles(0, trajectory[field][0]), shape, columns, scaling)
     dpi, band = 100, 30  # title band in pixels; even sizes for the yuv420p of MP4
+    scale = max(scale, MIN_TILE / max(shape[:2]))  # 5×5 filters drawn 40 pixels wide, not 8
     width_px = 2 * math.ceil(first.shape[1] * scale / 2)
     height_px = 2 * math.ceil(first.shape[0] * scale / 2)
     fig = plt.figure(figsize=(width_px / dpi, (height_px + band) / dpi), dpi=dpi)
@@ -127,7 +162,7 @@ def animate(trajectory, path, *, field: str = "weights", every: int = 1, fps: fl
     path.parent.mkdir(parents=True, exist_ok=True)
     with writer.saving(fig, str(path), dpi=dpi):
         for step, weights in trajectory.frames(field, every=every):
-            image.set_data(mosaic(weights, shape, columns, scaling))
+            image.set_data(mosaic(tiles(index[step], weights), shape, columns, scaling))
             title.set_text(f"{trajectory.attrs.get('name', '')}: {field}, step {step}, epoch {epochs[index[step]]}")
             writer.grab_frame()
             n += 1
@@ -141,7 +176,8 @@ class Animation(Exporter):
     name = "animation"
     options = Schema(
         Option("filename", "filename", "receptive_fields.gif", "file name inside the run folder (.gif, or .mp4 with ffmpeg)"),
-        Option("field", "string", "weights", "recorded field to animate (one image per neuron)"),
+        Option("field", "string", None, "recorded field to animate (one image per neuron; default: weights, a "
+               "layered model's first learned layer as image patches)", nullable=True),
         Option("every", "integer", 1, "use every N-th recorded frame", low=1),
         Option("fps", "number", 10.0, "frames per second", low=0, low_open=True),
         Option("cmap", "string", AUTO, "matplotlib colormap, or auto: diverging (bwr, limits ±max|w|) for "
@@ -152,6 +188,6 @@ class Animation(Exporter):
         from ..replay import Trajectory
 
         with Trajectory(result.path) as t:
-            path, _ = animate(t, Path(out_dir) / self.filename, field=self.field, every=self.every, fps=self.fps,
-                              cmap=self.cmap, key="exporters.animation.params.filename")
+            path, _ = animate(t, Path(out_dir) / self.filename, field=self.field or default_field(t),
+                              every=self.every, fps=self.fps, cmap=self.cmap, key="exporters.animation.params.filename")
         return [path]

@@ -49,6 +49,8 @@ CONV = Schema(
     Option("padding", "integer", 0, "zeros added on every side of the input maps", low=0),
 )
 TRAINING = ("greedy", "simultaneous")
+STRONGEST = 16
+"""Inputs of a deeper unit composed into its drawn receptive field (largest |w|), by default."""
 CHUNK = 32  # images per block of the transform: the feature maps stay in cache (512 images: 15× slower)
 
 
@@ -346,6 +348,39 @@ class Stack(Rule):
         scale = np.abs(fields).max(axis=1, keepdims=True)
         return 0.5 + 0.5 * np.divide(fields, scale, out=np.zeros_like(fields), where=scale > 0)
 
+    def field_box(self, layer: int) -> tuple[int, int, int, int]:
+        """Rows y0:y1 and columns x0:x1 of the input that the fields of learned layer ``layer``
+        (:meth:`receptive_fields`) can cover: the first layer's k×k filter at the centre, widened
+        by (k' − 1)·S for each layer above (S the stride product below it), within the image."""
+        H, W, _ = self.input_shape
+        block = self.blocks[layer]
+        position = self.learned.index(layer)
+        if position == 0:
+            if block.geometry is None:
+                return 0, H, 0, W
+            k = block.geometry.kernel
+            y0, x0 = max((H - k) // 2, 0), max((W - k) // 2, 0)
+            return y0, min(y0 + k, H), x0, min(x0 + k, W)
+        y0, y1, x0, x1 = self.field_box(self.learned[position - 1])
+        h, w, _ = block.in_shape
+        ky, kx = (block.geometry.kernel,) * 2 if block.geometry is not None else (h, w)
+        s = self._stride(layer)
+        return (max(y0 - ky // 2 * s, 0), min(y1 + (ky - 1 - ky // 2) * s, H),
+                max(x0 - kx // 2 * s, 0), min(x1 + (kx - 1 - kx // 2) * s, W))
+
+    def field_patches(self, state, layer: int, strongest: int | None = STRONGEST) -> np.ndarray:
+        """Learned layer ``layer``'s receptive fields (:meth:`receptive_fields`, grey levels) as
+        image patches (units, h, w, C): the part of the input its units see (:meth:`field_box`),
+        e.g. the 5×5 filters of a first convolutional layer, the whole image for a dense one."""
+        y0, y1, x0, x1 = self.field_box(layer)
+        images = self.receptive_fields(state, layer, strongest).reshape((-1,) + self.input_shape)
+        return images[:, y0:y1, x0:x1]
+
+    def _stride(self, layer: int) -> int:
+        """Product of the strides of the blocks below ``layer`` (input pixels per step of its maps)."""
+        return int(np.prod([b.geometry.stride if isinstance(b, Learned) and b.geometry is not None
+                            else getattr(b, "stride", 1) for b in self.blocks[:layer]]))
+
     def _raw_fields(self, state, layer, strongest):
         H, W, C = self.input_shape
         block = self.blocks[layer]
@@ -363,8 +398,7 @@ class Stack(Rule):
         below = self._raw_fields(state, self.learned[position - 1], None).reshape(-1, H, W, C)
         h, w, c_in = block.in_shape
         ky, kx = (block.geometry.kernel,) * 2 if block.geometry is not None else (h, w)
-        stride = int(np.prod([getattr(b, "geometry", None).stride if isinstance(b, Learned) and b.geometry is not None
-                              else getattr(b, "stride", 1) for b in self.blocks[:layer]]))
+        stride = self._stride(layer)
         taps = weights.reshape(len(weights), ky, kx, c_in)
         out = np.zeros((len(weights), H, W, C))
         pad = max(H, W)
