@@ -80,6 +80,25 @@ def test_the_spec_reference_lists_every_option_of_every_schema():
                 assert f".params.{option.name}" in words or option.name in words, (kind.kind, name, option.name)
 
 
+def test_the_spec_reference_lists_the_layered_model_and_every_stage_with_its_options():
+    from plasticity_kit.model import stack
+    from plasticity_kit.model.stages import STAGES
+    from plasticity_kit.plugins import summary
+
+    words = Page(HTML / "spec_reference.html").words
+    for prefix, schema in (("model", stack.LAYERED), ("model.layers[i].conv", stack.CONV),
+                           ("model.layers[i]", [stack.N_NEURONS])):
+        for option in schema:
+            assert f"{prefix}.{option.name}" in words, f"{prefix}.{option.name} missing from the spec reference"
+            assert option.expected() in words
+    starts = [words.index(" ".join(summary(cls).split())) for cls in STAGES.values()]
+    starts.append(words.index("Learning rules", starts[-1]))
+    for (name, cls), start, end in zip(STAGES.items(), starts, starts[1:]):
+        section = words[start:end]  # from the stage's description to the next stage's
+        for option in cls.options:
+            assert f"model.layers[i].params.{option.name} {option.expected()}" in section, (name, option.name)
+
+
 def test_the_plugin_guide_lists_every_hook_rule_method_and_option_kind():
     from plasticity_kit import hookspecs
     from plasticity_kit.options import KINDS

@@ -66,7 +66,8 @@ def test_resolved_spec_round_trips_and_names_layer_fields():
 @pytest.mark.parametrize("change,key,message", [
     (lambda m: m["layers"].append({"stage": "max_pol"}), "model.layers[6].stage", "expected one of max_pool"),
     (lambda m: m.update(rule="bcm"), "model.rule", "not allowed beside model.layers"),
-    (lambda m: m.update(training="greedyy"), "model.training", "expected one of greedy, simultaneous"),
+    (lambda m: m.update(training="greedyy"), "model.training",
+     "expected one of 'greedy', 'simultaneous', got 'greedyy' (did you mean 'greedy'?)"),
     (lambda m: m["layers"][1]["conv"].update(kernel=0), "model.layers[1].conv.kernel", "expected an integer"),
     (lambda m: m["layers"][1].update(optimizer="adam"), "model.layers[1].optimizer", "does not use an optimizer"),
     (lambda m: m.update(layers=[{"stage": "batch_norm"}]), "model.layers", "at least one learned layer"),

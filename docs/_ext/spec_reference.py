@@ -2,7 +2,8 @@
 
 The tables are built at docs-build time from the very :class:`~plasticity_kit.options.Schema`
 objects the spec validator uses (``spec.SCHEDULE``, ``spec.MODEL``, ``spec.RECORD``,
-``spec.OUTPUT``, ``sweep.SWEEP_OPTIONS`` and every installed plugin's ``options``), so the
+``spec.OUTPUT``, ``sweep.SWEEP_OPTIONS``, a layered model's ``model.stack.LAYERED`` and ``CONV``,
+every stage of ``model.stages.STAGES`` and every installed plugin's ``options``), so the
 reference cannot drift from the code.  ``.. plugin-hooks::`` lists the hooks of
 :mod:`plasticity_kit.hookspecs` the same way.
 """
@@ -95,6 +96,38 @@ def plugin_sections(reg, kind: str) -> list[str]:
     return lines
 
 
+def model_layers_section() -> list[str]:
+    """``model.layers``: a learned layer's keys and ``conv`` options, the layered model's own options."""
+    from plasticity_kit.model import stack
+
+    lines = heading("model.layers", "~")
+    lines += ["A layered model lists ``model.layers`` instead of ``model.rule`` (see :doc:`layered`). Each entry is a "
+              "learned layer — ``rule`` (a learning rule below, a name or ``{name, params}``), ``n_neurons``, "
+              "``conv`` to apply it to every k×k patch (weights tied across positions; without it the rule sees the "
+              "whole input) and the components its rule uses — or a non-learned stage ``{stage: NAME, params: "
+              "{...}}`` (see Stages below).", ""]
+    lines += option_table([stack.N_NEURONS], "model.layers[i]")
+    lines += option_table(stack.CONV, "model.layers[i].conv")
+    lines += ["Besides ``layers``, a layered ``model`` section takes:", ""]
+    return lines + option_table(stack.LAYERED, "model")
+
+
+def stage_sections() -> list[str]:
+    """Every stage of :data:`plasticity_kit.model.stages.STAGES` with its options."""
+    from plasticity_kit.model.stages import STAGES
+
+    lines = heading("Stages", "-")
+    lines += ["Non-learned stages between the learned layers of ``model.layers``, named at "
+              "``model.layers[i].stage``: " + ", ".join(f"``{n}``" for n in STAGES) + ".", ""]
+    for name, cls in STAGES.items():
+        lines += heading(name, "~") + [escape(first_sentence(cls)), ""]
+        if cls.fields:
+            lines += ["State (recorded as ``layers/<i>/<field>``): "
+                      + "; ".join(f"``{f}``: {escape(d)}" for f, d in cls.fields.items()) + ".", ""]
+        lines += option_table(cls.options, "model.layers[i].params")
+    return lines
+
+
 def parse(state, lines: list[str], source: str) -> list:
     """The nodes of generated reStructuredText ``lines`` (section titles allowed)."""
     node = nodes.section()
@@ -122,6 +155,7 @@ class SpecReference(Directive):
                   + " are those the rule ``uses`` (each a name or ``{name, params}``, defaulting to the rule's "
                   "``defaults``).", ""]
         lines += option_table(specmod.MODEL, "model")
+        lines += model_layers_section()
         lines += heading("record", "~") + option_table(specmod.RECORD, "record")
         lines += heading("output", "~") + option_table(specmod.OUTPUT, "output")
         lines += heading("metrics", "~")
@@ -135,6 +169,7 @@ class SpecReference(Directive):
                   "listed values of dotted spec keys), ``zip`` (lists walked in step) and ``plot`` "
                   "(``x``: a swept key, ``metric``: ``<metric>.<value>``), besides:", ""]
         lines += option_table(SWEEP_OPTIONS.values(), "sweep")
+        lines += stage_sections()
         for kind in KIND_TITLES:
             lines += plugin_sections(reg, kind)
         return parse(self.state, lines, "spec-reference")

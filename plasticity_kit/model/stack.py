@@ -49,6 +49,16 @@ CONV = Schema(
     Option("padding", "integer", 0, "zeros added on every side of the input maps", low=0),
 )
 TRAINING = ("greedy", "simultaneous")
+LAYERED = Schema(
+    Option("training", "choice", "greedy", "greedy: the learned layers one after the other (schedule.epochs split "
+           "evenly), each on the output of the frozen layers below; simultaneous: every learned layer on every batch",
+           choices=TRAINING),
+    Option("input_shape", "integers", None, "[height, width, channels] of the input (default: a square grey or "
+           "RGB image of the data's size)", low=1, nullable=True),
+    Option("dtype", "choice", "float32", "floating type of the state", choices=("float32", "float64")),
+)
+"""Options of a layered ``model`` section besides ``layers``."""
+N_NEURONS = Option("n_neurons", "integer", doc="output channels of a convolutional layer, units of a dense one", low=1)
 STRONGEST = 16
 """Inputs of a deeper unit composed into its drawn receptive field (largest |w|), by default."""
 CHUNK = 32  # images per block of the transform: the feature maps stay in cache (512 images: 15× slower)
@@ -89,8 +99,7 @@ def _layer_config(entry: Any, key: str, reg, base_dir) -> LayerConfig:
     rule_name, rule_params = _plugin_ref(entry["rule"], f"{key}.rule")
     rule_cls = reg.rules.get(rule_name, f"{key}.rule.name" if isinstance(entry["rule"], dict) else f"{key}.rule")
     params = _resolve_paths(rule_cls.options.validate(rule_params, f"{key}.rule.params"), rule_cls.options, base_dir)
-    n_neurons = Option("n_neurons", "integer", doc="output channels", low=1).coerce(entry.get("n_neurons"),
-                                                                                    f"{key}.n_neurons")
+    n_neurons = N_NEURONS.coerce(entry.get("n_neurons"), f"{key}.n_neurons")
     conv_params = None if entry.get("conv") is None else CONV.validate(entry["conv"], f"{key}.conv")
     components = {}
     for comp in COMPONENTS:
@@ -131,16 +140,10 @@ def resolve_layers(model_raw: dict, reg, base_dir=None) -> tuple[type, Model, di
     learned = [c for c in configs if c.rule_class is not None]
     if not learned:
         raise SpecError("model.layers", "expected at least one learned layer (an entry with rule:)")
-    training = model_raw.get("training", "greedy")
-    if training not in TRAINING:
-        raise SpecError("model.training", f"expected one of {', '.join(TRAINING)}, got {describe(training)}")
-    input_shape = model_raw.get("input_shape")
-    if input_shape is not None:
-        input_shape = Option("input_shape", "integers", doc="H, W, C", low=1).coerce(input_shape, "model.input_shape")
-        if len(input_shape) != 3:
-            raise SpecError("model.input_shape", f"expected [height, width, channels], got {describe(input_shape)}")
-    dtype = Option("dtype", "choice", "float32", "", choices=("float32", "float64")).coerce(
-        model_raw.get("dtype", "float32"), "model.dtype")
+    options = LAYERED.validate({k: v for k, v in model_raw.items() if k in LAYERED}, "model")
+    training, input_shape, dtype = options["training"], options["input_shape"], options["dtype"]
+    if input_shape is not None and len(input_shape) != 3:
+        raise SpecError("model.input_shape", f"expected [height, width, channels], got {describe(input_shape)}")
 
     fields, record = {"epoch": "epochs completed (the greedy schedule's position)"}, []
     for i, c in enumerate(configs):
