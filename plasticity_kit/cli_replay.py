@@ -74,9 +74,10 @@ def _layers(t) -> list[str]:
     for i, (entry, shape) in enumerate(zip(model["layers"], shapes)):
         if "rule" in entry:
             conv = entry.get("conv")
+            local = shape is not None and shape[1][:2] != (1, 1)  # no conv: dense, or its rule's own positions
             what = f"{entry['rule']['name']}, {entry['n_neurons']} " + (
                 f"filters {conv['kernel']}×{conv['kernel']} (stride {conv['stride']}, padding {conv['padding']})"
-                if conv else "units, dense")
+                if conv else f"units, {'locally connected' if local else 'dense'}")
         else:
             params = ", ".join(f"{k} {v}" for k, v in entry.get("params", {}).items() if v is not None)
             what = f"{entry['stage']}" + (f" ({params})" if params else "")

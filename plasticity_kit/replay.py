@@ -206,6 +206,9 @@ class Trajectory:
 
         rule = self.rule
         self.learned_layer(layer, key)
+        if not rule.drawable(layer):
+            raise SpecError(key, f"layer {layer} of {self.path}: receptive fields are drawn for convolutional and "
+                                 f"dense layers; a locally connected layer is at or below it")
         names = [f"layers/{i}/weights" for i in rule.learned[:rule.learned.index(layer) + 1]]
         missing = [name for name in names if name not in self]
         if missing:

@@ -331,3 +331,6 @@ def test_locally_connected_layer_with_sleep_inside_a_stack():
         rule.step(state, X[start:start + 8])
     assert not np.array_equal(state["layers/2/weights"], before)
     assert rule.transform(state, X).shape == (24, 18)
+    assert rule.drawable(0) and not rule.drawable(2)  # filters that differ by position: no receptive field drawn
+    with pytest.raises(ValueError, match="layer 2's receptive fields are not drawn: a locally connected layer"):
+        rule.field_patches(state, 2)

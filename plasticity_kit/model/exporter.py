@@ -30,7 +30,7 @@ class LayerFields(Exporter):
         if not hasattr(rule, "receptive_fields") or not shape:
             return []
         paths = []
-        for i in rule.learned:
+        for i in filter(rule.drawable, rule.learned):
             images = rule.field_patches(result.state, i, self.strongest)[:self.units]
             images = images[..., 0] if images.shape[3] == 1 else images
             title = f"{result.spec.name}: layer {i} ({rule.blocks[i].rule.name}), receptive fields"

@@ -347,9 +347,18 @@ class Stack(Rule):
         of the strides between the input and this layer (pooling and non-linearities ignored)."""
         if layer not in self.learned:
             raise ValueError(f"layer {layer} is not a learned layer; learned layers: {self.learned}")
+        if not self.drawable(layer):
+            raise ValueError(f"layer {layer}'s receptive fields are not drawn: a locally connected layer is at or "
+                             f"below it")
         fields = self._raw_fields(state, layer, strongest)
         scale = np.abs(fields).max(axis=1, keepdims=True)
         return 0.5 + 0.5 * np.divide(fields, scale, out=np.zeros_like(fields), where=scale > 0)
+
+    def drawable(self, layer: int) -> bool:
+        """Whether :meth:`receptive_fields` draws learned layer ``layer``: it and every learned layer
+        below it is convolutional or dense (not locally connected, whose filters differ by position)."""
+        return not any(hasattr(getattr(self.blocks[i].rule, "geometry", None), "out_h")
+                       for i in self.learned[:self.learned.index(layer) + 1])
 
     def field_box(self, layer: int) -> tuple[int, int, int, int]:
         """Rows y0:y1 and columns x0:x1 of the input that the fields of learned layer ``layer``
