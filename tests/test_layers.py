@@ -334,3 +334,58 @@ def test_locally_connected_layer_with_sleep_inside_a_stack():
     assert rule.drawable(0) and not rule.drawable(2)  # filters that differ by position: no receptive field drawn
     with pytest.raises(ValueError, match="layer 2's receptive fields are not drawn: a locally connected layer"):
         rule.field_patches(state, 2)
+
+
+WHITENED = {**SOFTHEBB, "conv": {"kernel": 3, "padding": 1, "whiten": 1e-3}}
+
+
+def test_whitened_conv_layer_learns_and_responds_on_zca_patches():
+    """conv.whiten: after 1, 2, 4 steps Z is the ZCA matrix of every patch seen so far (numpy
+    closed form from the patches themselves); the rule steps on Z(p − m); the responses are
+    W·Z(p − m); the fields drawn are the effective filters W·Z."""
+    _, rule = build([WHITENED], epochs=1, dtype="float64")
+    state = rule.init_state(np.random.default_rng(1))
+    g = Geometry(10, 10, 1, 3, 1, 1)
+    seen = []
+    for step in range(4):
+        batch = X[step * 6:(step + 1) * 6]
+        W = state["layers/0/weights"].copy()
+        rule.step(state, batch)
+        P = im2col_reference(batch, g)
+        seen.append(P)
+        if step in (0, 1, 3):  # steps 1, 2, 4: Z recomputed from all the patches so far
+            allp = np.concatenate(seen)
+            lam, U = np.linalg.eigh(np.cov(allp, rowvar=False, bias=True))
+            Z = (U / np.sqrt(lam + 1e-3)) @ U.T
+            np.testing.assert_allclose(state["layers/0/zca"], Z, rtol=1e-8, atol=1e-8)
+            np.testing.assert_allclose(state["layers/0/patch_mean"], allp.mean(axis=0), atol=1e-12)
+            white = (allp - allp.mean(axis=0)) @ Z
+            np.testing.assert_allclose(np.cov(white, rowvar=False, bias=True), (U * (lam / (lam + 1e-3))) @ U.T,
+                                       atol=1e-8)  # whitened: the identity on the data's span
+        reference_step(W, (P - state["layers/0/patch_mean"]) @ state["layers/0/zca"], 0.05, 1.0, 0.5)
+        np.testing.assert_allclose(state["layers/0/weights"], W, rtol=1e-10, atol=1e-12)
+    assert state["layers/0/patch_count"].tolist() == [4 * 6 * 100, 4]
+    Z, m, W = state["layers/0/zca"], state["layers/0/patch_mean"], state["layers/0/weights"]
+    expected = ((im2col_reference(X, g) - m) @ Z @ W.T).reshape(24, -1)
+    np.testing.assert_allclose(rule.transform(state, X), expected, rtol=1e-9, atol=1e-9)
+    fields = rule.receptive_fields(state, 0)
+    A = W @ Z
+    centre = fields.reshape(6, 10, 10)[:, 3:6, 3:6].reshape(6, 9)
+    np.testing.assert_allclose(centre, 0.5 + 0.5 * A / np.abs(A).max(axis=1, keepdims=True), atol=1e-12)
+
+
+def test_whitening_of_the_untrained_twin_is_fitted_by_calibrate():
+    """The random-filter twin gets the same whitening (fitted to the data), not Z = I."""
+    _, rule = build([WHITENED], epochs=1, dtype="float64")
+    state = rule.init_state(np.random.default_rng(1))
+    np.testing.assert_array_equal(state["layers/0/zca"], np.eye(9))
+    rule.calibrate(state, X, batch_size=8)
+    allp = im2col_reference(X, Geometry(10, 10, 1, 3, 1, 1))
+    lam, U = np.linalg.eigh(np.cov(allp, rowvar=False, bias=True))
+    np.testing.assert_allclose(state["layers/0/zca"], (U / np.sqrt(lam + 1e-3)) @ U.T, rtol=1e-8, atol=1e-8)
+
+
+def test_whiten_must_be_positive():
+    with pytest.raises(SpecError) as info:
+        build([{**SOFTHEBB, "conv": {"kernel": 3, "whiten": 0}}])
+    assert info.value.key == "model.layers[0].conv.whiten"

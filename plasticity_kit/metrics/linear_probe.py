@@ -35,13 +35,13 @@ def softmax_loss(theta, Z, T, l2):
     gradient; ``theta`` = [A.ravel(), b]."""
     k, d = T.shape[1], Z.shape[1]
     A, b = theta[:k * d].reshape(k, d), theta[k * d:]
-    logits = Z @ A.T + b
+    logits = (Z @ A.T.astype(Z.dtype)).astype(np.float64) + b  # the products in Z's dtype: no copy of Z
     logits -= logits.max(axis=1, keepdims=True)
     P = np.exp(logits)
     P /= P.sum(axis=1, keepdims=True)
     value = -np.log(np.maximum((P * T).sum(axis=1), 1e-300)).mean() + 0.5 * l2 * (A * A).sum()
     G = (P - T) / len(Z)
-    return value, np.concatenate([(G.T @ Z + l2 * A).ravel(), G.sum(axis=0)])
+    return value, np.concatenate([((G.T.astype(Z.dtype) @ Z) + l2 * A).ravel(), G.sum(axis=0)])
 
 
 def tanh_loss(theta, F, T, beta, m):

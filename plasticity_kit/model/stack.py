@@ -47,7 +47,17 @@ CONV = Schema(
     Option("kernel", "integer", doc="side k of the k×k patches", low=1),
     Option("stride", "integer", 1, "step between patches", low=1),
     Option("padding", "integer", 0, "zeros added on every side of the input maps", low=0),
+    Option("whiten", "number", None, "ε of the ZCA whitening of the patches, Z = U(Λ + ε)^(-1/2)Uᵀ from "
+           "their covariance UΛUᵀ (SoftHebb whitens its input); none: patches as they are", low=0, low_open=True,
+           nullable=True),
 )
+WHITENING_FIELDS = {
+    "patch_sum": "Σ p over the patches the layer has learned from (float64)",
+    "patch_outer": "Σ p pᵀ over the same patches (float64)",
+    "patch_count": "patches and steps counted: [patches, steps]",
+    "patch_mean": "m, the patches' mean when Z was last computed",
+    "zca": "Z, the whitening matrix: the rule sees Z(p − m)",
+}
 TRAINING = ("greedy", "simultaneous")
 LAYERED = Schema(
     Option("training", "choice", "greedy", "greedy: the learned layers one after the other (schedule.epochs split "
@@ -148,6 +158,8 @@ def resolve_layers(model_raw: dict, reg, base_dir=None) -> tuple[type, Model, di
     fields, record = {"epoch": "epochs completed (the greedy schedule's position)"}, []
     for i, c in enumerate(configs):
         own = c.rule_class.fields if c.rule_class is not None else c.stage_class.fields
+        if c.conv is not None and c.conv.get("whiten") is not None:
+            own = {**own, **WHITENING_FIELDS}
         fields.update({f"layers/{i}/{k}": f"layer {i}: {v}" for k, v in own.items()})
         if c.rule_class is not None:
             record += [f"layers/{i}/{k}" for k in c.rule_class.default_record]
@@ -195,23 +207,77 @@ class Learned:
             self.out = (spatial.out_h, spatial.out_w, F)
         self.linear = type(self.rule).transform is Rule.transform  # responses W·p: the fused kernel
         self.in_shape = tuple(in_shape)
+        self.dtype = dtype
+        self.whiten = config.conv.get("whiten") if config.conv is not None else None
 
     def out_shape(self, shape):
         return self.out
+
+    def init_state(self, rng) -> dict:
+        """The rule's state, and with ``conv.whiten`` the patch statistics and Z = I to start."""
+        state = self.rule.init_state(rng)
+        if self.whiten is not None:
+            K = self.geometry.patch_size
+            state.update({"patch_sum": np.zeros(K), "patch_outer": np.zeros((K, K)),
+                          "patch_count": np.zeros(2, np.int64), "patch_mean": np.zeros(K, self.dtype),
+                          "zca": np.eye(K, dtype=self.dtype)})
+        return state
 
     def inputs(self, x: np.ndarray) -> np.ndarray:
         """The rule's samples: the patches (n·L × K) or the flattened maps (n × H·W·C)."""
         flat = np.ascontiguousarray(x.reshape(len(x), -1))
         return im2col(flat, self.geometry) if self.geometry is not None else flat
 
+    def whitened(self, state, patches: np.ndarray) -> np.ndarray:
+        """Z(p − m) for every patch (row), in the patches' dtype."""
+        return ((patches - state["patch_mean"]) @ state["zca"]).astype(patches.dtype, copy=False)
+
+    def update_whitening(self, state, patches: np.ndarray) -> None:
+        """Add the batch's patches to Σp, Σppᵀ; after steps 1, 2, 4, 8, … (a power of two) set
+        m = Σp/N and the ZCA matrix Z = U(Λ + ε)^(-1/2)Uᵀ of the covariance Σppᵀ/N − mmᵀ = UΛUᵀ
+        (Bell & Sejnowski 1997): the patches the layer has seen so far, whitened, with log₂(steps)
+        eigendecompositions in all."""
+        P = patches.astype(np.float64)
+        state["patch_sum"] += P.sum(axis=0)
+        state["patch_outer"] += P.T @ P
+        state["patch_count"] += (len(P), 1)
+        steps = int(state["patch_count"][1])
+        if not steps & (steps - 1):
+            self.fit_whitening(state)
+
+    def fit_whitening(self, state) -> None:
+        """m and Z from the patch sums counted so far."""
+        n = float(state["patch_count"][0])
+        mean = state["patch_sum"] / n
+        cov = state["patch_outer"] / n - np.outer(mean, mean)
+        lam, U = np.linalg.eigh((cov + cov.T) / 2)
+        state["patch_mean"][...] = mean
+        state["zca"][...] = (U / np.sqrt(np.maximum(lam, 0.0) + self.whiten)) @ U.T
+
+    def effective_weights(self, state) -> np.ndarray:
+        """The filters on the patches as they come: W·Z (W without whitening)."""
+        W = state["weights"]
+        return W if self.whiten is None else (W @ state["zca"]).astype(W.dtype)
+
     def learn(self, state, x):
-        self.rule.step(state, self.inputs(x))
+        samples = self.inputs(x)
+        if self.whiten is not None:
+            self.update_whitening(state, samples)
+            samples = self.whitened(state, samples)
+        self.rule.step(state, samples)
 
     def forward(self, state, x, training=False):
         if self.geometry is not None and self.linear:
-            U = conv(np.ascontiguousarray(x.reshape(len(x), -1)), state["weights"], self.geometry)
+            # W·Z(p − m) = (W·Z)·p − (W·Z)·m: the fused convolution with the effective filters
+            A = self.effective_weights(state)
+            U = conv(np.ascontiguousarray(x.reshape(len(x), -1)), A, self.geometry)
+            if self.whiten is not None:
+                U -= (A @ state["patch_mean"]).astype(U.dtype)
         else:
-            U = np.asarray(self.rule.transform(state, self.inputs(x)), dtype=x.dtype)
+            samples = self.inputs(x)
+            if self.whiten is not None:
+                samples = self.whitened(state, samples)
+            U = np.asarray(self.rule.transform(state, samples), dtype=x.dtype)
         return U.reshape((len(x),) + self.out)
 
 
@@ -258,7 +324,7 @@ class Stack(Rule):
     def init_state(self, rng):
         state = {"epoch": np.zeros(1, dtype=np.int64)}
         for i, block in enumerate(self.blocks):
-            own = block.rule.init_state(rng) if isinstance(block, Learned) else block.init_state(self.dtype)
+            own = block.init_state(rng) if isinstance(block, Learned) else block.init_state(self.dtype)
             state.update({f"layers/{i}/{k}": v for k, v in own.items()})
         return state
 
@@ -301,12 +367,18 @@ class Stack(Rule):
         state["epoch"][0] = epoch
 
     def calibrate(self, state, X, batch_size: int = 1000, limit: int = 10000):
-        """Fit the statistics of the stages (batch normalisation) to the first ``limit`` inputs of
-        ``X`` without learning: every block runs forward in training mode on batches of them."""
+        """Fit the statistics of the stages (batch normalisation) and of the patch whitening
+        (``conv.whiten``) to the first ``limit`` inputs of ``X`` without learning: every block runs
+        forward in training mode on batches of them."""
         for start in range(0, min(len(X), limit), batch_size):
             x = np.asarray(X[start:start + batch_size], dtype=self.dtype).reshape((-1,) + self.input_shape)
-            for i in range(len(self.blocks)):
+            for i, block in enumerate(self.blocks):
+                if isinstance(block, Learned) and block.whiten is not None:
+                    block.update_whitening(self.layer_state(state, i), block.inputs(x))
                 x = self._run(state, i, "forward", x, True)
+        for i, block in enumerate(self.blocks):
+            if isinstance(block, Learned) and block.whiten is not None:
+                block.fit_whitening(self.layer_state(state, i))
 
     # -- responses ---------------------------------------------------------------------
     def transform(self, state, x):
@@ -326,7 +398,8 @@ class Stack(Rule):
         mid-grey image; a dense layer's weights as they are."""
         i = self.learned[0]
         block = self.blocks[i]
-        images = block.rule.synthesize(self.layer_state(state, i))
+        own = self.layer_state(state, i)
+        images = block.rule.synthesize({**own, "weights": block.effective_weights(own)})
         if images is None or block.geometry is None:
             return images
         g = block.geometry
@@ -396,7 +469,7 @@ class Stack(Rule):
     def _raw_fields(self, state, layer, strongest):
         H, W, C = self.input_shape
         block = self.blocks[layer]
-        weights = np.asarray(self.layer_state(state, layer)["weights"], dtype=np.float64)
+        weights = np.asarray(block.effective_weights(self.layer_state(state, layer)), dtype=np.float64)
         position = self.learned.index(layer)
         if position == 0:
             if block.geometry is None:
