@@ -11,7 +11,10 @@ Workloads (each timed with the default thread count, ``plasticity_kit.threads.de
 * ``BCM MNIST``: the BCM benchmark shape (bench_bcm.py): one epoch of 10 steps, 10,000 × 784
   inputs, 100 neurons, batch 1,000, ReLU, Adam, float32, through ``BCM.run_steps``;
 * ``Krotov``: the Krotov benchmark shape (bench_krotov.py): 20 mini-batches of 100, 2,000 units,
-  784 inputs, p = 3, k = 7, float32, through ``KrotovHopfield.step``.
+  784 inputs, p = 3, k = 7, float32, through ``KrotovHopfield.step``;
+* ``SoftHebb block 2``: 20 steps (batches of 10 images) of ``specs/fashion-mnist-deep.yaml`` while
+  its second block learns (the first block's forward pass, 384 filters 3×3 over 14×14×96 maps:
+  numpy's BLAS for the two products, the conv kernels' OpenMP team for the rest).
 
 Conditions: ``idle`` (whatever else the machine runs; its load average is printed), and
 ``loaded``: the script starts ``--busy-per-cpu`` busy processes per available CPU (pure Python
@@ -102,6 +105,24 @@ def krotov_shape():
     return go
 
 
+def deep_shape():
+    from plasticity_kit.spec import load_spec
+
+    spec = load_spec(REPO / "specs" / "fashion-mnist-deep.yaml", ["data.params.range=[0,100]"])
+    rule = spec.build_rule(784)
+    state0 = rule.init_state(np.random.default_rng(0))
+    state0["epoch"][0] = 1  # the second block learns: 384 filters 3x3 over 14x14x96 maps
+    X = np.random.default_rng(0).random((200, 784)).astype(np.float32)
+    state = {k: v.copy() for k, v in state0.items()}
+
+    def go(nt):
+        for k, v in state0.items():
+            state[k][...] = v
+        for s in range(20):
+            rule.step(state, X[s * 10:(s + 1) * 10])
+    return go
+
+
 def timed(work, nt) -> float:
     from plasticity_kit import threads
 
@@ -140,7 +161,7 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--epochs", type=int, default=300, help="epochs of the olivetti.yaml training (spec: 3000)")
     ap.add_argument("--busy-per-cpu", type=int, default=2, help="background busy processes per CPU when loaded")
-    ap.add_argument("--only", choices=("olivetti", "bcm", "krotov"), action="append", default=None)
+    ap.add_argument("--only", choices=("olivetti", "bcm", "krotov", "deep"), action="append", default=None)
     ap.add_argument("--conditions", default="idle,loaded")
     args = ap.parse_args(argv)
 
@@ -149,7 +170,8 @@ def main(argv=None) -> int:
     default = threads.default_threads()
     tmp = Path(tempfile.mkdtemp(prefix="bench-threads-"))
     workloads = {"olivetti": (f"olivetti.yaml, {args.epochs} epochs", lambda: olivetti_job(args.epochs, tmp)),
-                 "bcm": ("BCM MNIST epoch", bcm_mnist), "krotov": ("Krotov 20 batches", krotov_shape)}
+                 "bcm": ("BCM MNIST epoch", bcm_mnist), "krotov": ("Krotov 20 batches", krotov_shape),
+                 "deep": ("SoftHebb block 2, 20 steps", deep_shape)}
     chosen = args.only or list(workloads)
     built = {name: workloads[name][1]() for name in chosen}
     print(f"default threads: {default} (affinity {len(os.sched_getaffinity(0))} CPUs, cgroup quota applied; "

@@ -10,6 +10,11 @@ import os
 # Idle OpenMP threads sleep instead of spinning (libgomp reads this when it loads, so before any
 # kernel is imported): a spinning team kept the cores busy under other work on the machine.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# The same for OpenBLAS's pool (numpy's and scipy's read it when they load): its threads sleep
+# after 2^4 cycles instead of spinning ~0.1 s after every call, where they took the cores from
+# the kernels' team that runs next — a SoftHebb conv step at 2 threads took 95 ms, 2.1x its
+# time on one thread; with this, 33 ms (benchmarks/bench_threads.py, issue 14).
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 from ._version import __version__  # noqa: E402
 from .errors import DataError, PlasticityKitError, PluginError, SpecError  # noqa: E402

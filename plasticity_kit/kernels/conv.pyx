@@ -145,3 +145,54 @@ def soft_wta(floating[:, ::1] U, double inverse_temperature, floating[:, ::1] Y,
         for r in range(R):  # serial: a deterministic order of the sums
             for f in range(F):
                 yu[f] += Y[r, f] * U[r, f]
+
+
+cdef inline Py_ssize_t fixed_blocks(Py_ssize_t size, Py_ssize_t least) noexcept nogil:
+    """Blocks a dimension of ``size`` is cut into: the largest power of two up to 16 that leaves
+    ``least`` per block — a function of the shape only, so any number of threads gives the same bits."""
+    cdef Py_ssize_t k = 16
+    while k > 1 and size < k * least:
+        k //= 2
+    return k
+
+
+def matmul_abt(const floating[:, ::1] A, const floating[:, ::1] B, floating[:, ::1] C, int num_threads=0):
+    """C = A·Bᵀ (A m×k, B n×k, C m×n): the rows of A cut into fixed blocks, one single-threaded
+    BLAS product per block, the blocks shared out by an OpenMP team (the caller keeps BLAS to
+    one thread: :func:`plasticity_kit.threads.single_blas`)."""
+    cdef Py_ssize_t m = A.shape[0], k = A.shape[1], n = B.shape[0], i, r0, r1
+    if B.shape[1] != k or C.shape[0] != m or C.shape[1] != n:
+        raise ValueError(f"matmul_abt: A {m}x{k}, B {n}x{B.shape[1]}, C {C.shape[0]}x{C.shape[1]}")
+    if m == 0 or n == 0:
+        return
+    cdef Py_ssize_t nb = fixed_blocks(m, 256)
+    cdef int nt = threads(num_threads)
+    with nogil:
+        for i in prange(nb, num_threads=nt, schedule="dynamic"):
+            r0 = m * i // nb
+            r1 = m * (i + 1) // nb
+            if r1 > r0:
+                gemm_rm(False, True, <int> (r1 - r0), <int> n, <int> k, <floating> 1, &A[r0, 0], <int> k,
+                        &B[0, 0], <int> k, <floating> 0, &C[r0, 0], <int> n)
+
+
+def matmul_atb(const floating[:, ::1] A, const floating[:, ::1] B, floating[:, ::1] C, int num_threads=0):
+    """C = Aᵀ·B (A m×p, B m×q, C p×q): the columns of B and C cut into fixed blocks, each summed
+    over all m rows by one single-threaded BLAS product, the blocks shared out by an OpenMP team."""
+    cdef Py_ssize_t m = A.shape[0], p = A.shape[1], q = B.shape[1], i, c0, c1
+    if B.shape[0] != m or C.shape[0] != p or C.shape[1] != q:
+        raise ValueError(f"matmul_atb: A {m}x{p}, B {B.shape[0]}x{q}, C {C.shape[0]}x{C.shape[1]}")
+    if p == 0 or q == 0:
+        return
+    if m == 0:
+        C[:, :] = 0
+        return
+    cdef Py_ssize_t nb = fixed_blocks(q, 128)
+    cdef int nt = threads(num_threads)
+    with nogil:
+        for i in prange(nb, num_threads=nt, schedule="dynamic"):
+            c0 = q * i // nb // 16 * 16
+            c1 = q if i == nb - 1 else q * (i + 1) // nb // 16 * 16
+            if c1 > c0:
+                gemm_rm(True, False, <int> p, <int> (c1 - c0), <int> m, <floating> 1, &A[0, 0], <int> p,
+                        &B[0, c0], <int> q, <floating> 0, &C[0, c0], <int> q)

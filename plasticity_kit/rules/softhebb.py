@@ -14,7 +14,8 @@ neuron to a centroid of the inputs it wins; the learning rate falls as the norms
 The initial weights are N(0, (r/√D)²), norms ≈ r (``init_radius``, 25 in the paper's code).
 Applied to patches, this is the paper's convolutional layer (see :mod:`plasticity_kit.model`).
 ``reference_step`` is the plain-numpy version; the rule runs the competition in the Cython kernel
-``plasticity_kit.kernels.conv.soft_wta`` and the two products through BLAS.
+``plasticity_kit.kernels.conv.soft_wta`` and the two products through BLAS in fixed blocks of
+rows shared out by the same OpenMP team (``matmul_abt``, ``matmul_atb``).
 """
 from __future__ import annotations
 
@@ -80,19 +81,24 @@ class SoftHebb(Rule):
         return {"weights": np.ascontiguousarray(rng.normal(0.0, std, size=(m.n_neurons, m.n_inputs)), dtype=self.dtype)}
 
     def step(self, state, batch):
-        from ..kernels.conv import soft_wta
+        from ..kernels.conv import matmul_abt, matmul_atb, soft_wta
+        from ..threads import get_threads, single_blas
 
         p = self.params
         W = state["weights"]
         X = np.ascontiguousarray(batch, dtype=W.dtype)
-        U = X @ W.T
+        U = np.empty((len(X), len(W)), dtype=W.dtype)
         Y = np.empty_like(U)
+        dW = np.empty_like(W)
         a = np.empty(U.shape[1], dtype=np.float64)
-        soft_wta(U, p["inverse_temperature"], Y, a)
-        if not p["anti_hebbian"]:
-            np.abs(Y, out=Y)
-            a = (Y.astype(np.float64) * U).sum(axis=0)
-        dW = Y.T @ X
+        nt = get_threads()
+        with single_blas():  # the kernels' team owns the threads: BLAS single-threaded in each block
+            matmul_abt(X, W, U, nt)
+            soft_wta(U, p["inverse_temperature"], Y, a, nt)
+            if not p["anti_hebbian"]:
+                np.abs(Y, out=Y)
+                a = (Y.astype(np.float64) * U).sum(axis=0)
+            matmul_atb(Y, X, dW, nt)
         dW -= (a[:, None] * W).astype(W.dtype)
         scale = float(np.abs(dW).max()) + 1e-30
         rate = p["learning_rate"] * (np.abs(np.linalg.norm(W.astype(np.float64), axis=1) - 1.0) + 1e-10) ** p["lr_power"]
