@@ -318,10 +318,21 @@ def test_fuzzed_specs_validate_in_one_line_or_pass(offline_env):
     for i, (text, overrides, done) in enumerate(full_runs):
         run_path = offline_env / f"accepted-{i}.yaml"
         run_path.write_text(text)
-        short = [f"--set={o}" for o in overrides] + ["--set=schedule.epochs=1", "--set=metrics=[]",
+        short = [f"--set={o}" for o in overrides] + [f"--set=schedule.epochs={_one_epoch_each(text, overrides)}",
+                                                     "--set=metrics=[]",
                                                      "--set=exporters=[]", f"--set=output.dir={offline_env / 'runs' / str(i)}"]
         status, out, err = cli("run", run_path, "-q", *short)
         assert status in (0, 1) and "Traceback" not in err, f"{done}: exit {status}\n{err}"
+
+
+def _one_epoch_each(text: str, overrides) -> int:
+    """Epochs for a short run: one, or one per learned layer of a greedy stack (its epochs must
+    be a multiple of them)."""
+    from plasticity_kit.spec import apply_overrides
+
+    raw = apply_overrides(yaml.safe_load(text), overrides)
+    layers = (raw.get("model") or {}).get("layers")
+    return max(1, sum(isinstance(layer, dict) and "rule" in layer for layer in layers)) if isinstance(layers, list) else 1
 
 
 def test_hostile_yaml_text_validates_in_one_line_or_passes(offline_env):
