@@ -16,7 +16,7 @@ Threads: one OpenMP team per call (``team.h``; see ``plasticity_kit/threads.py``
 are shared out among its threads, one network per thread; a single network's steps are split
 into items — blocks of samples for Z = W·Xᵀ, blocks of neurons for the response pass, blocks of
 input columns for ΔW = φ·X and the optimizer — each thread calling BLAS on its own blocks.
-Block boundaries are fixed by the shape (``n_blocks``), never by the number of threads, and
+Block boundaries are fixed by the shape (``pk_blocks`` in team.h), never by the number of threads, and
 every sum lies inside one block, so the trajectory is the same bit for bit on any number of
 threads.
 
@@ -40,6 +40,7 @@ cdef extern from "team.h" nogil:
     ctypedef void (*pk_task)(void* ctx, Py_ssize_t step, Py_ssize_t item) noexcept nogil
     void pk_team(int nt, Py_ssize_t steps, int phases, const pk_task* tasks, const Py_ssize_t* counts,
                  void* ctx) noexcept nogil
+    Py_ssize_t pk_blocks(Py_ssize_t size, Py_ssize_t least) noexcept nogil
 
 cdef extern from *:
     """
@@ -226,21 +227,11 @@ cdef enum:
 cdef size_t KEEP_MAX = 64 << 20
 cdef enum:
     ALIGN = 64        # bytes; each buffer of the workspace starts on a cache line
-    MAX_BLOCKS = 16   # most blocks a dimension is split into
     MIN_SAMPLES = 16  # fewest samples in a block of the product W·Xᵀ
     MIN_COLUMNS = 128 # fewest input columns in a block of the product φ·X
     COL_ALIGN = 16    # column blocks start on multiples of this many columns
     ROWS_PER_ITEM = 8 # neurons per item of the response pass
 
-
-cdef inline Py_ssize_t n_blocks(Py_ssize_t size, Py_ssize_t least) noexcept nogil:
-    """How many blocks a dimension of ``size`` is split into: the largest power of two up to
-    MAX_BLOCKS that leaves ``least`` per block.  A function of the shape only, never of the
-    number of threads, so the products and sums are the same whatever the team."""
-    cdef Py_ssize_t k = MAX_BLOCKS
-    while k > 1 and size < k * least:
-        k //= 2
-    return k
 
 
 cdef inline Py_ssize_t block_start(Py_ssize_t size, Py_ssize_t blocks, Py_ssize_t b,
@@ -611,8 +602,8 @@ def bcm_steps(floating[:, ::1] W, floating[::1] theta, const floating[:, ::1] X,
         nets[r].n = n
         nets[r].D = D
         nets[r].B = B
-        nets[r].ns = n_blocks(B, MIN_SAMPLES)
-        nets[r].nd = n_blocks(D, MIN_COLUMNS)
+        nets[r].ns = pk_blocks(B, MIN_SAMPLES)
+        nets[r].nd = pk_blocks(D, MIN_COLUMNS)
         nets[r].dbl = floating is double
         nets[r].act = activation
         nets[r].batch_thr = batch_threshold

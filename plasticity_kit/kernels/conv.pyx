@@ -24,6 +24,9 @@ import numpy as np
 
 from plasticity_kit.kernels.blas cimport gemm_rm, floating
 
+cdef extern from "team.h" nogil:
+    Py_ssize_t pk_blocks(Py_ssize_t size, Py_ssize_t least) noexcept nogil
+
 
 cdef inline int threads(int num_threads) noexcept nogil:
     return num_threads if num_threads > 0 else openmp.omp_get_max_threads()
@@ -147,15 +150,6 @@ def soft_wta(floating[:, ::1] U, double inverse_temperature, floating[:, ::1] Y,
                 yu[f] += Y[r, f] * U[r, f]
 
 
-cdef inline Py_ssize_t fixed_blocks(Py_ssize_t size, Py_ssize_t least) noexcept nogil:
-    """Blocks a dimension of ``size`` is cut into: the largest power of two up to 16 that leaves
-    ``least`` per block — a function of the shape only, so any number of threads gives the same bits."""
-    cdef Py_ssize_t k = 16
-    while k > 1 and size < k * least:
-        k //= 2
-    return k
-
-
 def matmul_abt(const floating[:, ::1] A, const floating[:, ::1] B, floating[:, ::1] C, int num_threads=0):
     """C = A·Bᵀ (A m×k, B n×k, C m×n): the rows of A cut into fixed blocks, one single-threaded
     BLAS product per block, the blocks shared out by an OpenMP team (the caller keeps BLAS to
@@ -165,7 +159,7 @@ def matmul_abt(const floating[:, ::1] A, const floating[:, ::1] B, floating[:, :
         raise ValueError(f"matmul_abt: A {m}x{k}, B {n}x{B.shape[1]}, C {C.shape[0]}x{C.shape[1]}")
     if m == 0 or n == 0:
         return
-    cdef Py_ssize_t nb = fixed_blocks(m, 256)
+    cdef Py_ssize_t nb = pk_blocks(m, 256)
     cdef int nt = threads(num_threads)
     with nogil:
         for i in prange(nb, num_threads=nt, schedule="dynamic"):
@@ -187,7 +181,7 @@ def matmul_atb(const floating[:, ::1] A, const floating[:, ::1] B, floating[:, :
     if m == 0:
         C[:, :] = 0
         return
-    cdef Py_ssize_t nb = fixed_blocks(q, 128)
+    cdef Py_ssize_t nb = pk_blocks(q, 128)
     cdef int nt = threads(num_threads)
     with nogil:
         for i in prange(nb, num_threads=nt, schedule="dynamic"):

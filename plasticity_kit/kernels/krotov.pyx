@@ -42,23 +42,15 @@ cdef extern from "team.h" nogil:
     ctypedef void (*pk_task)(void* ctx, Py_ssize_t step, Py_ssize_t item) noexcept nogil
     void pk_team(int nt, Py_ssize_t steps, int phases, const pk_task* tasks, const Py_ssize_t* counts,
                  void* ctx) noexcept nogil
+    Py_ssize_t pk_blocks(Py_ssize_t size, Py_ssize_t least) noexcept nogil
 
 cdef enum:
-    MAX_BLOCKS = 16    # most blocks of samples (or rows) a product is split into
     MIN_UNITS = 200    # fewest units in a block of the currents' product
     MIN_SAMPLES = 8    # fewest samples in a block of the ranking / relaxation
     MIN_ROWS = 64      # fewest rows in a block of the full powered-weights pass
     RANKING = 0
     DYNAMICS = 1
 
-
-cdef inline Py_ssize_t n_blocks(Py_ssize_t size, Py_ssize_t least) noexcept nogil:
-    """Blocks a dimension of ``size`` is split into: the largest power of two up to MAX_BLOCKS
-    leaving ``least`` per block — a function of the shape, never of the number of threads."""
-    cdef Py_ssize_t k = MAX_BLOCKS
-    while k > 1 and size < k * least:
-        k //= 2
-    return k
 
 
 cdef inline Py_ssize_t block_start(Py_ssize_t size, Py_ssize_t blocks, Py_ssize_t b) noexcept nogil:
@@ -97,7 +89,7 @@ cdef inline void power_rows(const floating* W, floating* out, Py_ssize_t r0, Py_
 def powered_weights(const floating[:, ::1] W, double p, floating[:, ::1] out, int num_threads=0):
     """out = sign(W)·|W|^(p−1) (N × D), computed as the kernels compute it: the ``powered``
     weights that ``ranking_step`` keeps up to date start from this."""
-    cdef Py_ssize_t N = W.shape[0], D = W.shape[1], blk, nb = n_blocks(N, MIN_ROWS)
+    cdef Py_ssize_t N = W.shape[0], D = W.shape[1], blk, nb = pk_blocks(N, MIN_ROWS)
     if out.shape[0] != N or out.shape[1] != D:
         raise ValueError(f"out must be {N} x {D}, got {out.shape[0]}x{out.shape[1]}")
     cdef int nt = num_threads if num_threads > 0 else get_threads()
@@ -507,9 +499,9 @@ def ranking_step(floating[:, ::1] W, const floating[:, ::1] X, double eps, doubl
         nets[r].eps = eps
         nets[r].precision = precision
         nets[r].delta = delta
-        nets[r].nub = n_blocks(n, MIN_UNITS)
-        nets[r].nsb = n_blocks(B, MIN_SAMPLES)
-        nets[r].nrb = n_blocks(n, MIN_ROWS)
+        nets[r].nub = pk_blocks(n, MIN_UNITS)
+        nets[r].nsb = pk_blocks(B, MIN_SAMPLES)
+        nets[r].nrb = pk_blocks(n, MIN_ROWS)
     cdef floating minus_delta = <floating> (-delta)
     try:
         with single_blas():
@@ -647,9 +639,9 @@ def dynamics_step(floating[:, ::1] W, const floating[:, ::1] X, double eps, doub
     net.dt = dt
     net.max_steps = max_steps
     net.tol = tol
-    net.nub = n_blocks(N, MIN_UNITS)
-    net.nsb = n_blocks(B, MIN_SAMPLES)
-    net.nrb = n_blocks(N, MIN_ROWS)
+    net.nub = pk_blocks(N, MIN_UNITS)
+    net.nsb = pk_blocks(B, MIN_SAMPLES)
+    net.nrb = pk_blocks(N, MIN_ROWS)
     try:
         with single_blas():
             with nogil:

@@ -14,6 +14,18 @@
 
 typedef void (*pk_task)(void *ctx, ptrdiff_t step, ptrdiff_t item);
 
+/* The number of blocks a dimension of `size` is cut into: the largest power of two up to
+   PK_MAX_BLOCKS that leaves `least` per block.  A function of the shape only, never of the
+   number of threads, so the block boundaries (and every sum inside a block) are the same
+   whatever the team. */
+#define PK_MAX_BLOCKS 16
+static inline ptrdiff_t pk_blocks(ptrdiff_t size, ptrdiff_t least) {
+    ptrdiff_t k = PK_MAX_BLOCKS;
+    while (k > 1 && size < k * least)
+        k /= 2;
+    return k;
+}
+
 static void pk_team(int nt, ptrdiff_t steps, int phases, const pk_task *tasks,
                     const ptrdiff_t *counts, void *ctx) {
     if (nt <= 1) {
