@@ -13,14 +13,16 @@ flattened in (ky, kx, c) order (K = k·k·C, the order of :mod:`locally_connecte
                 also a_f = Σ_rows y_f u_f
 
 L = OH·OW, OH = (H + 2p − k)/s + 1.  Everything runs without the GIL, OpenMP over samples
-(rows for soft_wta).  The numpy references are :func:`plasticity_kit.model.conv.im2col_reference`
+(rows for soft_wta), on ``num_threads`` threads (≤ 0: the package's count,
+:func:`plasticity_kit.threads.get_threads`); BLAS runs single-threaded inside the team.  The numpy references are :func:`plasticity_kit.model.conv.im2col_reference`
 and :func:`plasticity_kit.rules.softhebb.soft_wta_reference`.
 """
 from cython.parallel cimport prange
 from libc.math cimport exp, expf
-cimport openmp
 
 import numpy as np
+
+from plasticity_kit.threads import get_threads, single_blas
 
 from plasticity_kit.kernels.blas cimport gemm_rm, floating
 
@@ -28,8 +30,9 @@ cdef extern from "team.h" nogil:
     Py_ssize_t pk_blocks(Py_ssize_t size, Py_ssize_t least) noexcept nogil
 
 
-cdef inline int threads(int num_threads) noexcept nogil:
-    return num_threads if num_threads > 0 else openmp.omp_get_max_threads()
+cdef int threads(int num_threads):
+    """``num_threads``, or (≤ 0) the package's count, :func:`plasticity_kit.threads.get_threads`."""
+    return num_threads if num_threads > 0 else get_threads()
 
 
 cdef inline void gather(const floating* x, int H, int W, int C, int k, int stride, int padding,
@@ -99,7 +102,7 @@ def conv_forward(const floating[:, ::1] X, const floating[:, ::1] weights, int H
     if patches.shape[0] != n * L or patches.shape[1] != K:
         raise ValueError(f"patches must be ({n * L}, {K}), got ({patches.shape[0]}, {patches.shape[1]})")
     cdef int oh = OH, ow = OW, nt = threads(num_threads), l = <int> L, f = <int> F, kk = <int> K
-    with nogil:
+    with single_blas(), nogil:
         for b in prange(n, num_threads=nt, schedule="static"):
             gather(&X[b, 0], H, W, C, k, stride, padding, oh, ow, &patches[b * L, 0])
             gemm_rm(False, True, l, f, kk, <floating> 1, &patches[b * L, 0], kk, &weights[0, 0], kk,
@@ -152,8 +155,7 @@ def soft_wta(floating[:, ::1] U, double inverse_temperature, floating[:, ::1] Y,
 
 def matmul_abt(const floating[:, ::1] A, const floating[:, ::1] B, floating[:, ::1] C, int num_threads=0):
     """C = A·Bᵀ (A m×k, B n×k, C m×n): the rows of A cut into fixed blocks, one single-threaded
-    BLAS product per block, the blocks shared out by an OpenMP team (the caller keeps BLAS to
-    one thread: :func:`plasticity_kit.threads.single_blas`)."""
+    BLAS product per block, the blocks shared out by an OpenMP team."""
     cdef Py_ssize_t m = A.shape[0], k = A.shape[1], n = B.shape[0], i, r0, r1
     if B.shape[1] != k or C.shape[0] != m or C.shape[1] != n:
         raise ValueError(f"matmul_abt: A {m}x{k}, B {n}x{B.shape[1]}, C {C.shape[0]}x{C.shape[1]}")
@@ -161,7 +163,7 @@ def matmul_abt(const floating[:, ::1] A, const floating[:, ::1] B, floating[:, :
         return
     cdef Py_ssize_t nb = pk_blocks(m, 256)
     cdef int nt = threads(num_threads)
-    with nogil:
+    with single_blas(), nogil:
         for i in prange(nb, num_threads=nt, schedule="dynamic"):
             r0 = m * i // nb
             r1 = m * (i + 1) // nb
@@ -183,7 +185,7 @@ def matmul_atb(const floating[:, ::1] A, const floating[:, ::1] B, floating[:, :
         return
     cdef Py_ssize_t nb = pk_blocks(q, 128)
     cdef int nt = threads(num_threads)
-    with nogil:
+    with single_blas(), nogil:
         for i in prange(nb, num_threads=nt, schedule="dynamic"):
             c0 = q * i // nb // 16 * 16
             c1 = q if i == nb - 1 else q * (i + 1) // nb // 16 * 16

@@ -69,11 +69,9 @@ def im2col(X: np.ndarray, g: Geometry) -> np.ndarray:
     """Patches of every row of ``X`` (compiled kernel, OpenMP over samples)."""
     from ..kernels.conv import im2col as kernel
 
-    from ..threads import get_threads
-
     X = np.ascontiguousarray(X)
     out = np.empty((len(X) * g.positions, g.patch_size), dtype=X.dtype)
-    kernel(X, *g.args, out, get_threads())
+    kernel(X, *g.args, out)
     return out
 
 
@@ -86,13 +84,11 @@ def conv(X: np.ndarray, W: np.ndarray, g: Geometry, patches: np.ndarray | None =
     """U = im2col(X)·Wᵀ (n·L × F) by the fused kernel (one BLAS product per sample, OpenMP over
     samples); ``patches``, if given (n·L × K), receives the patches."""
     from ..kernels.conv import conv_forward
-    from ..threads import get_threads, single_blas
 
     X = np.ascontiguousarray(X)
     W = np.ascontiguousarray(W, dtype=X.dtype)
     out = np.empty((len(X) * g.positions, len(W)), dtype=X.dtype)
     if patches is None:
         patches = np.empty((len(X) * g.positions, g.patch_size), dtype=X.dtype)
-    with single_blas():  # one BLAS product per sample, each on its own thread of the team
-        conv_forward(X, W, *g.args, out, patches, get_threads())
+    conv_forward(X, W, *g.args, out, patches)
     return out

@@ -82,7 +82,6 @@ class SoftHebb(Rule):
 
     def step(self, state, batch):
         from ..kernels.conv import matmul_abt, matmul_atb, soft_wta
-        from ..threads import get_threads, single_blas
 
         p = self.params
         W = state["weights"]
@@ -91,14 +90,12 @@ class SoftHebb(Rule):
         Y = np.empty_like(U)
         dW = np.empty_like(W)
         a = np.empty(U.shape[1], dtype=np.float64)
-        nt = get_threads()
-        with single_blas():  # the kernels' team owns the threads: BLAS single-threaded in each block
-            matmul_abt(X, W, U, nt)
-            soft_wta(U, p["inverse_temperature"], Y, a, nt)
-            if not p["anti_hebbian"]:
-                np.abs(Y, out=Y)
-                a = (Y.astype(np.float64) * U).sum(axis=0)
-            matmul_atb(Y, X, dW, nt)
+        matmul_abt(X, W, U)
+        soft_wta(U, p["inverse_temperature"], Y, a)
+        if not p["anti_hebbian"]:
+            np.abs(Y, out=Y)
+            a = (Y.astype(np.float64) * U).sum(axis=0)
+        matmul_atb(Y, X, dW)
         dW -= (a[:, None] * W).astype(W.dtype)
         scale = float(np.abs(dW).max()) + 1e-30
         rate = p["learning_rate"] * (np.abs(np.linalg.norm(W.astype(np.float64), axis=1) - 1.0) + 1e-10) ** p["lr_power"]
