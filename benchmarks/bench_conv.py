@@ -17,7 +17,8 @@ second layer 14×14×96 → 384 filters 3×3, padding 1) and mini-batch, rows:
 
 Target (issue 16): a convolutional layer within 1.3× of its bare convolution products: (b)/(a)
 and (d)/(c).  Timings are medians over the repeats (rows interleaved) with [min–max]; the load
-average is printed beside them (the machine may be shared).  Threads: the libraries' defaults
+average is printed beside them (the machine may be shared); each timed call follows a pause and
+untimed calls of the same row (benchmarks/steady.py).  Threads: the libraries' defaults
 (set OMP_NUM_THREADS / OPENBLAS_NUM_THREADS before running).
 """
 from __future__ import annotations
@@ -28,6 +29,8 @@ import statistics
 import time
 
 import numpy as np
+
+from steady import settle
 
 from plasticity_kit.kernels.conv import conv_forward, im2col
 from plasticity_kit.model.conv import Geometry
@@ -40,6 +43,7 @@ SHAPES = [("layer 1: 28×28×1, 96 × 5×5, pad 2", Geometry(28, 28, 1, 5, 1, 2)
 def timed(fn, repeats):
     out = []
     for _ in range(repeats):
+        settle(fn)
         start = time.perf_counter()
         fn()
         out.append(time.perf_counter() - start)
