@@ -58,25 +58,27 @@ def test_geometry_errors():
 
 
 @pytest.mark.parametrize("dtype,rtol", [(np.float32, 2e-5), (np.float64, 1e-12)])
-@pytest.mark.parametrize("m,k,n", [(1960, 864, 384), (7, 25, 96), (300, 130, 5), (1, 3, 1)])
-def test_blocked_products_equal_numpy_and_every_thread_count(dtype, rtol, m, k, n):
-    """matmul_abt (C = A·Bᵀ, rows of A in fixed blocks) and matmul_atb (C = Aᵀ·B, columns of B in
-    fixed blocks) agree with numpy (float32 to 2e-5, float64 to 1e-12 relative), and 1, 2 and 4
-    threads give the same bits."""
-    from plasticity_kit.kernels.conv import matmul_abt, matmul_atb
+@pytest.mark.parametrize("anti", [True, False])
+@pytest.mark.parametrize("m,k,n", [(1960, 864, 384), (7, 25, 96), (5000, 25, 13), (300, 130, 5), (1, 3, 1)])
+def test_softhebb_products_equal_numpy_and_every_thread_count(dtype, rtol, anti, m, k, n):
+    """softhebb_products (U = X·Wᵀ, Y = soft_wta(U), a = Σ y⊙u, dW = Yᵀ·X, fused per fixed block
+    of rows) agrees with the numpy reference (float32 to 2e-5, float64 to 1e-12 relative), and
+    1, 2 and 4 threads give the same bits."""
+    from plasticity_kit.kernels.conv import softhebb_products
+    from plasticity_kit.rules.softhebb import soft_wta_reference
 
     rng = np.random.default_rng(m + k + n)
-    A, B, Y = (rng.standard_normal(s).astype(dtype) for s in ((m, k), (n, k), (m, n)))
+    X, W = rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((n, k)).astype(dtype)
     outs = {}
     for nt in (1, 2, 4):
-        C, D = np.empty((m, n), dtype), np.empty((n, k), dtype)
-        matmul_abt(A, B, C, nt)
-        matmul_atb(Y, A, D, nt)
-        outs[nt] = (C, D)
-    scale = np.sqrt(k)
-    np.testing.assert_allclose(outs[1][0], A.astype(np.float64) @ B.T.astype(np.float64), rtol=rtol, atol=rtol * scale)
-    np.testing.assert_allclose(outs[1][1], Y.T.astype(np.float64) @ A.astype(np.float64), rtol=rtol,
-                               atol=rtol * np.sqrt(m))
+        dW, a = np.full((n, k), np.nan, dtype), np.full(n, np.nan)
+        softhebb_products(X, W, 0.8, anti, dW, a, nt)
+        outs[nt] = (dW, a)
+    X64 = X.astype(np.float64)
+    U = X64 @ W.T.astype(np.float64)
+    Y = soft_wta_reference(U, 0.8, anti)
+    np.testing.assert_allclose(outs[1][0], Y.T @ X64, rtol=rtol, atol=rtol * np.sqrt(m) * 10)
+    np.testing.assert_allclose(outs[1][1], (Y * U).sum(axis=0), rtol=rtol, atol=rtol * np.sqrt(m) * 10)
     for nt in (2, 4):
         assert all(np.array_equal(x, y) for x, y in zip(outs[1], outs[nt]))
 

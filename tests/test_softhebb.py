@@ -34,6 +34,18 @@ def test_soft_wta_kernel_matches_reference(dtype, rtol):
     assert np.allclose(np.abs(Y).sum(axis=1), 1, rtol=1e-5) and ((Y > 0).sum(axis=1) == 1).all()
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_soft_wta_flushes_far_losers_to_zero_not_denormals(dtype):
+    """exp(τ⁻¹(u − max u)) below exp(−80) is exactly 0 (a denormal would slow every product after
+    it); just above it, the value agrees with exp."""
+    U = np.array([[0.0, -79.0, -81.0, -500.0, -1e30, -79.9, -0.5, -3.0, -40.0]], dtype)
+    Y, a = np.empty_like(U), np.zeros(U.shape[1])
+    soft_wta(U, 1.0, Y, a, False)
+    assert (Y[0, [2, 3, 4]] == 0).all()
+    expected = np.exp(U[0].astype(np.float64)) / np.exp(U[0].astype(np.float64)).sum()
+    np.testing.assert_allclose(Y[0, [0, 1, 5, 6, 7, 8]], expected[[0, 1, 5, 6, 7, 8]], rtol=1e-5)
+
+
 @pytest.mark.parametrize("anti", [True, False])
 @pytest.mark.parametrize("dtype,rtol", [("float32", 1e-4), ("float64", 1e-11)])
 def test_rule_matches_reference(anti, dtype, rtol):

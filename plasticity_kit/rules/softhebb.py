@@ -13,9 +13,10 @@ The weights converge to the unit sphere (the fixed point of the Oja-like decay u
 neuron to a centroid of the inputs it wins; the learning rate falls as the norms approach 1.
 The initial weights are N(0, (r/√D)²), norms ≈ r (``init_radius``, 25 in the paper's code).
 Applied to patches, this is the paper's convolutional layer (see :mod:`plasticity_kit.model`).
-``reference_step`` is the plain-numpy version; the rule runs the competition in the Cython kernel
-``plasticity_kit.kernels.conv.soft_wta`` and the two products through BLAS in fixed blocks of
-rows shared out by the same OpenMP team (``matmul_abt``, ``matmul_atb``).
+``reference_step`` is the plain-numpy version; the rule runs the Cython kernel
+``plasticity_kit.kernels.conv.softhebb_products``: per fixed block of samples, U = XWᵀ and
+ΔW = YᵀX through single-threaded BLAS and the competition between them (``soft_wta``), the
+blocks shared out by one OpenMP team and added in order.
 """
 from __future__ import annotations
 
@@ -81,21 +82,14 @@ class SoftHebb(Rule):
         return {"weights": np.ascontiguousarray(rng.normal(0.0, std, size=(m.n_neurons, m.n_inputs)), dtype=self.dtype)}
 
     def step(self, state, batch):
-        from ..kernels.conv import matmul_abt, matmul_atb, soft_wta
+        from ..kernels.conv import softhebb_products
 
         p = self.params
         W = state["weights"]
         X = np.ascontiguousarray(batch, dtype=W.dtype)
-        U = np.empty((len(X), len(W)), dtype=W.dtype)
-        Y = np.empty_like(U)
         dW = np.empty_like(W)
-        a = np.empty(U.shape[1], dtype=np.float64)
-        matmul_abt(X, W, U)
-        soft_wta(U, p["inverse_temperature"], Y, a)
-        if not p["anti_hebbian"]:
-            np.abs(Y, out=Y)
-            a = (Y.astype(np.float64) * U).sum(axis=0)
-        matmul_atb(Y, X, dW)
+        a = np.empty(len(W), dtype=np.float64)
+        softhebb_products(X, W, p["inverse_temperature"], p["anti_hebbian"], dW, a)
         dW -= (a[:, None] * W).astype(W.dtype)
         scale = float(np.abs(dW).max()) + 1e-30
         rate = p["learning_rate"] * (np.abs(np.linalg.norm(W.astype(np.float64), axis=1) - 1.0) + 1e-10) ** p["lr_power"]
