@@ -18,7 +18,7 @@ extensions = [
     Extension(
         f"plasticity_kit.kernels.{name}",
         [f"plasticity_kit/kernels/{name}.pyx"],
-        depends=["plasticity_kit/kernels/team.h", "plasticity_kit/kernels/soft_wta.h", "plasticity_kit/kernels/blas.pxd"],
+        depends=["plasticity_kit/kernels/team.h", "plasticity_kit/kernels/soft_wta.h", "plasticity_kit/kernels/sample_space.h", "plasticity_kit/kernels/blas.pxd"],
         include_dirs=[numpy.get_include()],
         extra_compile_args=openmp_compile,
         extra_link_args=openmp_link,

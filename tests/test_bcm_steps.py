@@ -118,3 +118,30 @@ def test_rule_runs_the_sample_space_form_only_where_it_pays():
     assert make(np.float32, optimizers.Adam(lr=0.01))._gram(X) is None
     wide = np.random.default_rng(0).random((D + 1, D)).astype(np.float32)  # more samples than inputs
     assert make(np.float32, optimizers.SGD(lr=0.01))._gram(wide) is None
+
+
+@pytest.mark.parametrize("P_odd,n,B_odd", [(13, 7, 5), (403, 25, 10), (6, 1, 1)])
+def test_sample_space_tiles_at_every_edge_shape(P_odd, n, B_odd):
+    """The sample-space products run in register tiles of 4 neurons × 3 samples over 4 lanes of
+    samples (sample_space.h): shapes that leave every kind of edge (n mod 4, B mod 3, P mod 4)
+    still agree with the reference (float64, to rounding), and replicas stacked 3 high equal
+    their separate runs bit for bit."""
+    rng = np.random.default_rng(P_odd + n)
+    X = rng.random((P_odd, D))
+    batches = np.stack([rng.permutation(P_odd)[:B_odd] for _ in range(6)]).astype(np.int32)
+    G = X @ X.T
+    rule = make(np.float64, optimizers.SGD(lr=0.05), n=n)
+    state = rule.init_state(np.random.default_rng(1))
+    ref = {k: v.copy() for k, v in state.items()}
+    bcm_steps(state["weights"], state["theta"], X, batches, *kernel_args(rule, state), gram=G)
+    for idx in batches:
+        reference_step(ref["weights"], ref["theta"], X[idx], rule.factor, rule.model.activation,
+                       rule.model.optimizer, opt_state(ref), 0.6, "moving_average", 1e-8)
+    np.testing.assert_allclose(state["weights"], ref["weights"], **SAMPLE_SPACE_TOLERANCE[np.float64])
+    singles = [rule.init_state(np.random.default_rng(10 + r)) for r in range(3)]
+    stacked = {k: np.ascontiguousarray(np.stack([s[k] for s in singles])) for k in singles[0]}
+    bcm_steps(stacked["weights"].reshape(-1, D), stacked["theta"].reshape(-1), X, batches,
+              *kernel_args(rule, {k: v.reshape(-1, *v.shape[2:]) for k, v in stacked.items()}), gram=G, replicas=3)
+    for r, s in enumerate(singles):
+        bcm_steps(s["weights"], s["theta"], X, batches, *kernel_args(rule, s), gram=G)
+        np.testing.assert_array_equal(stacked["weights"][r], s["weights"])

@@ -36,6 +36,12 @@ from plasticity_kit.threads import get_threads, single_blas
 
 from plasticity_kit.kernels.blas cimport gemm_rm, floating
 
+cdef extern from "sample_space.h" nogil:
+    void pk_dual_responses(const double* C, Py_ssize_t n, Py_ssize_t P, const double* G, const int* idx,
+                           Py_ssize_t B, double* Z) noexcept nogil
+    void pk_dual_mix_f(const float* F, const double* Z, Py_ssize_t n, Py_ssize_t B, double* Y) noexcept nogil
+    void pk_dual_mix_d(const double* F, const double* Z, Py_ssize_t n, Py_ssize_t B, double* Y) noexcept nogil
+
 cdef extern from "team.h" nogil:
     ctypedef void (*pk_task)(void* ctx, Py_ssize_t step, Py_ssize_t item) noexcept nogil
     void pk_team(int nt, Py_ssize_t steps, int phases, const pk_task* tasks, const Py_ssize_t* counts,
@@ -398,23 +404,22 @@ cdef int dual_steps(floating* Wr, floating* th, const floating* X, Py_ssize_t P,
 
     W = W₀ + C·X with C (n×P) starting at 0, so the batch's responses are
     Z = (W₀·Xᵀ)[:, idx] + C·G[idx]ᵀ and the step is C[:, idx] += lr·φ/B.  W₀·Xᵀ and the final
-    W₀ + C·X are products in the state's type; C and the steps are in double.  All products by BLAS.
+    W₀ + C·X are BLAS products in the state's type; C and the steps are in double, their
+    products in fixed-order register tiles (sample_space.h).
     """
-    cdef Py_ssize_t i, j, k, s
-    cdef size_t doubles = 2 * n * P + B * P + 2 * n * B + n
+    cdef Py_ssize_t i, j, s
+    cdef size_t doubles = 2 * n * P + 2 * n * B + n
     cdef double* ws = <double*> malloc(doubles * sizeof(double) + 2 * n * P * sizeof(floating))
     if ws == NULL:
         return -1
     cdef double* Z0 = ws
     cdef double* C = Z0 + n * P
-    cdef double* Gb = C + n * P
-    cdef double* Zb = Gb + B * P
+    cdef double* Zb = C + n * P
     cdef double* Yb = Zb + n * B
     cdef double* thd = Yb + n * B
     cdef floating* Zf = <floating*> (thd + n)
     cdef floating* Cf = Zf + n * P
     cdef double* Ys
-    cdef double v
     cdef const int* idx
     gemm_rm(False, True, <int> n, <int> P, <int> D, <floating> 1, Wr, <int> D, X, <int> D,
             <floating> 0, Zf, <int> P)
@@ -425,21 +430,16 @@ cdef int dual_steps(floating* Wr, floating* th, const floating* X, Py_ssize_t P,
             C[i * P + j] = 0
     for s in range(S):
         idx = batches + s * B
-        for j in range(B):
-            memcpy(Gb + j * P, G + <Py_ssize_t> idx[j] * P, P * sizeof(double))
-        gemm_rm(False, True, <int> n, <int> B, <int> P, <double> 1, C, <int> P, Gb, <int> P,
-                <double> 0, Zb, <int> B)
+        pk_dual_responses(C, n, P, G, idx, B, Zb)
         for i in range(n):
             for j in range(B):
                 Zb[i * B + j] += Z0[i * P + idx[j]]
         Ys = Zb
         if factor != NULL:
-            for i in range(n):
-                for j in range(B):
-                    v = 0
-                    for k in range(n):
-                        v = v + <double> factor[i * n + k] * Zb[k * B + j]
-                    Yb[i * B + j] = v
+            if floating is float:
+                pk_dual_mix_f(factor, Zb, n, B, Yb)
+            else:
+                pk_dual_mix_d(factor, Zb, n, B, Yb)
             Ys = Yb
         pk_rows_d(Ys, 0, n, B, act, gamma, batch_thr, eps, thd)
         for i in range(n):
