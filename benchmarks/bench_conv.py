@@ -9,8 +9,9 @@ second layer 14×14×96 → 384 filters 3×3, padding 1) and mini-batch, rows:
   (a) bare products: given the patches P (B·L × K) already extracted, the two products a
       convolutional learning step needs, U = P·Wᵀ and ΔW = Yᵀ·P (numpy → BLAS, float32);
   (b) the layer's learning step: patch extraction (``kernels.conv.im2col``) + the SoftHebb rule's
-      step (U = P·Wᵀ, the soft winner-take-all kernel, ΔW = Yᵀ·P − diag(Σ y⊙u)·W, the norm-scaled
-      update) — what ``Stack.step`` runs for the layer;
+      step (``kernels.conv.softhebb_products``: U = P·Wᵀ, the soft winner-take-all and ΔW = Yᵀ·P
+      fused per block of rows; then − diag(Σ y⊙u)·W and the norm-scaled update) — what
+      ``Stack.step`` runs for the layer;
   (c) the forward product alone, U = P·Wᵀ on extracted patches;
   (d) the layer's forward pass: the fused kernel ``kernels.conv.conv_forward`` (patches gathered
       and multiplied per sample, OpenMP over samples).

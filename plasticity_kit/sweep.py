@@ -197,7 +197,11 @@ def _expand(raw: dict, source: str, validate: bool, sizes: dict | None = None) -
                 if rname in names:
                     raise SpecError("sweep", f"two runs would both be named {rname!r}; make the swept values distinct")
                 names.add(rname)
-                run_raw = apply_overrides(base, [(k, copy.deepcopy(v)) for k, v in params.items()])
+                try:
+                    run_raw = apply_overrides(base, [(k, copy.deepcopy(v)) for k, v in params.items()])
+                except SpecError as exc:  # a list index out of range or not a number, under a swept key
+                    swept = next((k for k in params if k == exc.key or k.startswith(exc.key + ".")), None)
+                    raise exc.with_prefix(f"sweep.{'zip' if swept in zipped else 'grid'}") from None
                 for section in ("output", "schedule", "model"):
                     if run_raw.get(section) is not None and not isinstance(run_raw[section], dict):
                         section_key = "grid" if section in grid else "zip"

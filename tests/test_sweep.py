@@ -84,6 +84,17 @@ def test_bad_sweep_keys(tmp_path, sweep, key):
     assert str(err.value).startswith("s.yaml: ")
 
 
+@pytest.mark.parametrize("section", ["grid", "zip"])
+@pytest.mark.parametrize("path, message", [("model.layers.7.params.learning_rate", "index 7 out of range"),
+                                           ("model.layers.x.params.learning_rate", "expected a list index")])
+def test_a_bad_list_index_under_a_swept_key_names_the_sweep_key(tmp_path, section, path, message):
+    raw = tiny(tmp_path, **{section: {path: [0.1, 0.2]}})
+    raw["model"] = {"layers": [{"rule": "softhebb", "n_neurons": 4}], "dtype": "float32"}
+    with pytest.raises(SpecError) as err:
+        expand(raw, "s.yaml")
+    assert err.value.key == f"sweep.{section}.{path.rsplit('.', 2)[0]}" and message in err.value.message, str(err.value)
+
+
 def test_dry_run_lists_runs(tmp_path, capsys):
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump(tiny(tmp_path), sort_keys=False))
