@@ -183,6 +183,7 @@ def test_synthesize_draws_first_layer_filters_at_the_centre():
     expected = 0.5 + 0.5 * W / np.abs(W).max(axis=1, keepdims=True)
     np.testing.assert_allclose(images[:, 3:6, 3:6].reshape(6, 9), expected, rtol=1e-6)
     assert (np.delete(images.reshape(6, -1), [33, 34, 35, 43, 44, 45, 53, 54, 55], axis=1) == 0.5).all()
+    assert rule.synthesized == "layer 1's 6 3×3 filters"  # the title of synthetic.png (not the top layer's 4)
 
 
 def test_linear_probe_untrained_twin_is_the_initial_state(tmp_path):

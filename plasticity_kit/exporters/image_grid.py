@@ -75,10 +75,11 @@ class ImageGrid(Exporter):
         shape = result.data.image_shape
         if images is None or not shape:
             return []
-        n = result.spec.model.n_neurons
-        title = f"{result.spec.name}: {result.spec.rule_class.name}, {n} neurons"
-        columns = self.columns
         R = replica_count(result.rule)
+        n = len(images) // R
+        what = getattr(result.rule, "synthesized", None) or f"{n} neurons"  # a stack: its first learned layer
+        title = f"{result.spec.name}: {result.spec.rule_class.name}, {what}"
+        columns = self.columns
         if R > 1:
             shown = min(R, self.replicas)
             images = images[:shown * n]

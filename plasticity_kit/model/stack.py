@@ -392,6 +392,16 @@ class Stack(Rule):
             out[start:start + CHUNK] = h.reshape(len(h), -1)
         return out
 
+    @property
+    def synthesized(self) -> str:
+        """What :meth:`synthesize` draws, for a figure's title."""
+        i = self.learned[0]
+        block = self.blocks[i]
+        n = block.rule.model.n_neurons
+        if block.geometry is None:
+            return f"layer {i}'s {n} units"
+        return f"layer {i}'s {n} {block.geometry.kernel}×{block.geometry.kernel} filters"
+
     def synthesize(self, state):
         """The first learned layer's receptive fields as images of the input's shape: a
         convolutional layer's k×k×C filters (its rule's grey levels) drawn at the centre of a
