@@ -27,6 +27,8 @@ from typing import Callable
 
 import numpy as np
 
+CHUNK_SAMPLES = 1 << 20  # most sample indices handed to one rule.run_steps call (4 MB)
+
 
 class Terminated(KeyboardInterrupt):
     """Raised when the process receives SIGTERM (a KeyboardInterrupt, so that whatever ends a run
@@ -187,6 +189,8 @@ def train(rule, state: dict, X: np.ndarray, *, epochs: int, batch_size: int, shu
     epoch_rng = pos.rng_state                         # the generator at the start of epoch `epoch`
     order = None                                      # epoch `epoch`'s permutation, once drawn
     chunk = max(1, int(getattr(rule, "chunk_steps", 1)))
+    if chunk > 1:  # the chunk's sample indices at most CHUNK_SAMPLES
+        chunk = max(1, min(chunk, CHUNK_SAMPLES // max(batch_size, 1)))
     stops = [c for c in (record_every, chunk, *(every for every, _ in periodic)) if c]
     if recorded is None:
         recorded = step != 0

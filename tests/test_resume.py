@@ -34,6 +34,25 @@ def rule_spec(tmp_path, rule: str, **changes) -> dict:
     return spec
 
 
+def test_multi_step_calls_hold_at_most_chunk_samples_indices(monkeypatch):
+    """A rule's chunk (``chunk_steps`` steps per ``run_steps`` call) is cut to CHUNK_SAMPLES sample
+    indices, at fixed step numbers: 7 epochs of 10 samples in batches of 2 with CHUNK_SAMPLES = 6
+    are calls of 3 steps, ending at the multiples of 3."""
+    from plasticity_kit import scheduler
+
+    rule = make_rule("bcm", {}, {"optimizer": {"name": "sgd", "params": {"lr": 0.01}}}, n_inputs=6, n_neurons=3)
+    assert rule.chunk_steps > 3
+    monkeypatch.setattr(scheduler, "CHUNK_SAMPLES", 6)
+    sizes = []
+    original = type(rule).run_steps
+    monkeypatch.setattr(type(rule), "run_steps", lambda self, state, X, batches: (sizes.append(len(batches)),
+                                                                                  original(self, state, X, batches)))
+    X = np.random.default_rng(0).random((10, 6))
+    train(rule, rule.init_state(np.random.default_rng(1)), X, epochs=7, batch_size=2, shuffle=True,
+          rng=np.random.default_rng(2))
+    assert sizes == [3] * 11 + [2]
+
+
 def test_train_continues_from_a_position_exactly():
     rule = make_rule("bcm", {}, {"optimizer": {"name": "adam", "params": {"lr": 0.01}}}, n_inputs=6, n_neurons=3,
                      dtype="float64")
