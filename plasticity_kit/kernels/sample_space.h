@@ -86,17 +86,34 @@ PK_SS_CLONES void pk_dual_responses(const double *C, ptrdiff_t n, ptrdiff_t P, c
     }
 }
 
-/* Y (n × B) = F · Z, F (n × n) in float or double, each Y[i, j] summed over k in order. */
+/* Y (n × B) = F · Z, F (n × n) in float or double, each Y[i, j] summed over k in order: four
+   rows of Y at a time, four columns a vector, so each Z vector loaded serves four rows. */
 #define PK_DUAL_MIX(name, T)                                                                     \
 PK_SS_CLONES void name(const T *F, const double *Z, ptrdiff_t n, ptrdiff_t B, double *Y) {      \
-    for (ptrdiff_t i = 0; i < n; i++) {                                                          \
-        double *y = Y + i * B;                                                                   \
-        for (ptrdiff_t j = 0; j < B; j++) y[j] = 0;                                              \
-        for (ptrdiff_t k = 0; k < n; k++) {                                                      \
-            double f = (double)F[i * n + k];                                                     \
-            const double *z = Z + k * B;                                                         \
-            for (ptrdiff_t j = 0; j < B; j++) y[j] += f * z[j];                                  \
+    const ptrdiff_t B4 = B / 4 * 4;                                                              \
+    for (ptrdiff_t i = 0; i < n; i += 4) {                                                       \
+        const int rows = n - i < 4 ? (int)(n - i) : 4;                                           \
+        const T *f[4];                                                                           \
+        for (int r = 0; r < 4; r++) f[r] = F + (i + (r < rows ? r : rows - 1)) * n;              \
+        for (ptrdiff_t j = 0; j < B4; j += 4) {                                                  \
+            const pk_v4d zero = {0, 0, 0, 0};                                                    \
+            pk_v4d y0 = zero, y1 = zero, y2 = zero, y3 = zero, z;                                \
+            for (ptrdiff_t k = 0; k < n; k++) {                                                  \
+                PK_LOAD4(z, Z + k * B + j);                                                      \
+                y0 += (double)f[0][k] * z;                                                       \
+                y1 += (double)f[1][k] * z;                                                       \
+                y2 += (double)f[2][k] * z;                                                       \
+                y3 += (double)f[3][k] * z;                                                       \
+            }                                                                                    \
+            const pk_v4d y[4] = {y0, y1, y2, y3};                                                \
+            for (int r = 0; r < rows; r++) memcpy(Y + (i + r) * B + j, &y[r], sizeof(pk_v4d));  \
         }                                                                                        \
+        for (int r = 0; r < rows; r++)                                                           \
+            for (ptrdiff_t j = B4; j < B; j++) {                                                 \
+                double v = 0;                                                                    \
+                for (ptrdiff_t k = 0; k < n; k++) v += (double)f[r][k] * Z[k * B + j];           \
+                Y[(i + r) * B + j] = v;                                                          \
+            }                                                                                    \
     }                                                                                            \
 }
 PK_DUAL_MIX(pk_dual_mix_f, float)
