@@ -42,11 +42,16 @@ def soft_wta_reference(U: np.ndarray, inverse_temperature: float, anti_hebbian: 
 
 def apply_update(W: np.ndarray, X: np.ndarray, U: np.ndarray, Y: np.ndarray, lr: float, lr_power: float) -> None:
     """ΔW = YᵀX − diag(Σ_b y⊙u) W, then W_k += lr·|‖w_k‖ − 1|^q · ΔW_k / max|ΔW|, in place."""
-    a = (Y.astype(np.float64) * U).sum(axis=0)
-    dW = Y.T @ X - (a[:, None] * W).astype(W.dtype)
-    scale = float(np.abs(dW).max()) + 1e-30
+    update_weights(W, Y.T @ X, (Y.astype(np.float64) * U).sum(axis=0), lr, lr_power)
+
+
+def update_weights(W: np.ndarray, yx: np.ndarray, yu: np.ndarray, lr: float, lr_power: float) -> None:
+    """From the products yx = YᵀX and yu = Σ_b y⊙u: ΔW = yx − diag(yu) W, then
+    W_k += lr·|‖w_k‖ − 1|^q · ΔW_k / max|ΔW|, in place (``yx`` is overwritten by ΔW)."""
+    yx -= (yu[:, None] * W).astype(W.dtype)
+    scale = float(np.abs(yx).max()) + 1e-30
     rate = lr * (np.abs(np.linalg.norm(W.astype(np.float64), axis=1) - 1.0) + 1e-10) ** lr_power / scale
-    W += (rate[:, None] * dW).astype(W.dtype)
+    W += (rate[:, None] * yx).astype(W.dtype)
 
 
 def reference_step(W: np.ndarray, X: np.ndarray, lr: float, inverse_temperature: float, lr_power: float,
@@ -90,10 +95,7 @@ class SoftHebb(Rule):
         dW = np.empty_like(W)
         a = np.empty(len(W), dtype=np.float64)
         softhebb_products(X, W, p["inverse_temperature"], p["anti_hebbian"], dW, a)
-        dW -= (a[:, None] * W).astype(W.dtype)
-        scale = float(np.abs(dW).max()) + 1e-30
-        rate = p["learning_rate"] * (np.abs(np.linalg.norm(W.astype(np.float64), axis=1) - 1.0) + 1e-10) ** p["lr_power"]
-        W += ((rate / scale)[:, None] * dW).astype(W.dtype)
+        update_weights(W, dW, a, p["learning_rate"], p["lr_power"])
 
     def synthesize(self, state):
         """Each neuron's weights as grey levels with 0 at mid-grey: 0.5 + W/(2 max|W_k|)."""
