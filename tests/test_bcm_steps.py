@@ -55,8 +55,8 @@ def test_indexed_batches_equal_one_call_per_batch(dtype, opt):
     assert many["optimizer/t"][0] == S
 
 
-# The sample-space form computes W·x as (W₀·Xᵀ)_q + C·G_q in double: float64 agrees with the
-# reference to rounding; float32 differs by the reference's own float32 rounding (rtol 1e-4).
+# The sample-space form computes W·x as (W₀·Xᵀ)_q + C·G_q in the state's type: float64 agrees
+# with the reference to rounding; float32 differs by float32 rounding in both (rtol 1e-4).
 SAMPLE_SPACE_TOLERANCE = {np.float32: dict(rtol=1e-4, atol=1e-6), np.float64: dict(rtol=1e-10, atol=1e-12)}
 
 
@@ -69,7 +69,8 @@ def test_sample_space_form_matches_numpy_reference(dtype, activation, interactio
     X, batches = data(dtype)
     state = rule.init_state(np.random.default_rng(1))
     ref = {k: v.copy() for k, v in state.items()}
-    G = X.astype(np.float64) @ X.astype(np.float64).T
+    G = rule._gram(X)
+    assert G.dtype == dtype
     bcm_steps(state["weights"], state["theta"], X, batches, *kernel_args(rule, state), gram=G)
     for idx in batches:
         reference_step(ref["weights"], ref["theta"], X[idx], rule.factor, activation, rule.model.optimizer,
@@ -85,7 +86,7 @@ def test_replicas_over_many_steps_equal_separate_networks(use_gram):
     R, n = 6, 5
     rule = make(np.float32, optimizers.SGD(lr=0.05) if use_gram else optimizers.Adam(lr=0.01), n=n)
     X, batches = data(np.float32)
-    G = X.astype(np.float64) @ X.astype(np.float64).T if use_gram else None
+    G = rule._gram(X) if use_gram else None
     states = [rule.init_state(np.random.default_rng(seed)) for seed in range(R)]
     stacked = {k: np.concatenate([s[k] for s in states]) for k in states[0]}
     bcm_steps(stacked["weights"], stacked["theta"], X, batches, *kernel_args(rule, stacked), gram=G, replicas=R)
@@ -99,13 +100,13 @@ def test_bad_arguments_are_refused():
     rule = make(np.float32, optimizers.Adam(lr=0.01))
     X, batches = data(np.float32)
     state = rule.init_state(np.random.default_rng(1))
-    G = X.astype(np.float64) @ X.astype(np.float64).T
+    G = (X @ X.T).astype(np.float32)
     with pytest.raises(ValueError, match="sample-space form .* needs the SGD optimizer"):
         bcm_steps(state["weights"], state["theta"], X, batches, *kernel_args(rule, state), gram=G)
     sgd = make(np.float32, optimizers.SGD(lr=0.01))
     state = sgd.init_state(np.random.default_rng(1))
     with pytest.raises(ValueError, match=r"gram must be X·Xᵀ, 12 x 12, got 3x3"):
-        bcm_steps(state["weights"], state["theta"], X, batches, *kernel_args(sgd, state), gram=np.eye(3))
+        bcm_steps(state["weights"], state["theta"], X, batches, *kernel_args(sgd, state), gram=np.eye(3, dtype=np.float32))
     bad = batches.copy()
     bad[2, 1] = P
     with pytest.raises(ValueError, match=r"batches\[2, 1\] = 12 is not a row of X \(0..11\)"):
@@ -120,24 +121,27 @@ def test_rule_runs_the_sample_space_form_only_where_it_pays():
     assert make(np.float32, optimizers.SGD(lr=0.01))._gram(wide) is None
 
 
-@pytest.mark.parametrize("P_odd,n,B_odd", [(13, 7, 5), (403, 25, 10), (6, 1, 1)])
-def test_sample_space_tiles_at_every_edge_shape(P_odd, n, B_odd):
-    """The sample-space products run in register tiles of 4 neurons × 3 samples over 4 lanes of
-    samples (sample_space.h): shapes that leave every kind of edge (n mod 4, B mod 3, P mod 4)
-    still agree with the reference (float64, to rounding), and replicas stacked 3 high equal
-    their separate runs bit for bit."""
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("P_odd,n,B_odd", [(13, 7, 5), (403, 25, 10), (6, 1, 1), (21, 13, 3)])
+def test_sample_space_tiles_at_every_edge_shape(P_odd, n, B_odd, dtype):
+    """The sample-space products run in register tiles of 5 neurons × 2 samples over 8 (float)
+    or 4 (double) lanes of samples, rows padded to cache lines (sample_space.h): shapes that leave
+    every kind of edge (n mod 5, B mod 2, P mod 8 and mod 4, row padding) still agree with the
+    reference (to rounding in the state's type), and replicas stacked 3 high equal their separate
+    runs bit for bit."""
     rng = np.random.default_rng(P_odd + n)
-    X = rng.random((P_odd, D))
+    X = rng.random((P_odd, D)).astype(dtype)
     batches = np.stack([rng.permutation(P_odd)[:B_odd] for _ in range(6)]).astype(np.int32)
-    G = X @ X.T
-    rule = make(np.float64, optimizers.SGD(lr=0.05), n=n)
+    rule = make(dtype, optimizers.SGD(lr=0.05), n=n)
+    G = rule._gram(X) if P_odd <= D else (X.astype(np.float64) @ X.astype(np.float64).T).astype(dtype)
     state = rule.init_state(np.random.default_rng(1))
     ref = {k: v.copy() for k, v in state.items()}
     bcm_steps(state["weights"], state["theta"], X, batches, *kernel_args(rule, state), gram=G)
     for idx in batches:
         reference_step(ref["weights"], ref["theta"], X[idx], rule.factor, rule.model.activation,
                        rule.model.optimizer, opt_state(ref), 0.6, "moving_average", 1e-8)
-    np.testing.assert_allclose(state["weights"], ref["weights"], **SAMPLE_SPACE_TOLERANCE[np.float64])
+    np.testing.assert_allclose(state["weights"], ref["weights"], **SAMPLE_SPACE_TOLERANCE[dtype])
+    np.testing.assert_allclose(state["theta"], ref["theta"], **SAMPLE_SPACE_TOLERANCE[dtype])
     singles = [rule.init_state(np.random.default_rng(10 + r)) for r in range(3)]
     stacked = {k: np.ascontiguousarray(np.stack([s[k] for s in singles])) for k in singles[0]}
     bcm_steps(stacked["weights"].reshape(-1, D), stacked["theta"].reshape(-1), X, batches,
@@ -145,3 +149,4 @@ def test_sample_space_tiles_at_every_edge_shape(P_odd, n, B_odd):
     for r, s in enumerate(singles):
         bcm_steps(s["weights"], s["theta"], X, batches, *kernel_args(rule, s), gram=G)
         np.testing.assert_array_equal(stacked["weights"][r], s["weights"])
+        np.testing.assert_array_equal(stacked["theta"][r], s["theta"])

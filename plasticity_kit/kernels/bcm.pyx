@@ -27,7 +27,7 @@ the kernel page-fault (and the OS zero) ~0.7 MB per step.
 The numpy reference of the same equations is ``plasticity_kit.rules.bcm.reference_step``.
 """
 from cython.parallel cimport prange, threadid
-from libc.stdlib cimport malloc, free
+from libc.stdlib cimport calloc, malloc, free
 from libc.string cimport memcpy
 from libc.stdint cimport uintptr_t
 import numpy as np
@@ -37,10 +37,14 @@ from plasticity_kit.threads import get_threads, single_blas
 from plasticity_kit.kernels.blas cimport gemm_rm, floating
 
 cdef extern from "sample_space.h" nogil:
-    void pk_dual_responses(const double* C, Py_ssize_t n, Py_ssize_t P, const double* G, const int* idx,
-                           Py_ssize_t B, double* Z) noexcept nogil
-    void pk_dual_mix_f(const float* F, const double* Z, Py_ssize_t n, Py_ssize_t B, double* Y) noexcept nogil
-    void pk_dual_mix_d(const double* F, const double* Z, Py_ssize_t n, Py_ssize_t B, double* Y) noexcept nogil
+    void pk_dual_responses_f(const float* C, Py_ssize_t n, Py_ssize_t P, Py_ssize_t ldp, const float* G,
+                             const int* idx, Py_ssize_t B, const float* Z0, float* Z, Py_ssize_t ldz) noexcept nogil
+    void pk_dual_responses_d(const double* C, Py_ssize_t n, Py_ssize_t P, Py_ssize_t ldp, const double* G,
+                             const int* idx, Py_ssize_t B, const double* Z0, double* Z, Py_ssize_t ldz) noexcept nogil
+    void pk_dual_mix_f(const float* F, const float* Z, Py_ssize_t n, Py_ssize_t ldz, Py_ssize_t B,
+                       float* Y) noexcept nogil
+    void pk_dual_mix_d(const double* F, const double* Z, Py_ssize_t n, Py_ssize_t ldz, Py_ssize_t B,
+                       double* Y) noexcept nogil
 
 cdef extern from "team.h" nogil:
     ctypedef void (*pk_task)(void* ctx, Py_ssize_t step, Py_ssize_t item) noexcept nogil
@@ -397,62 +401,54 @@ cdef void primal_steps(Net* net, Py_ssize_t S, int nt) noexcept nogil:
 
 
 cdef int dual_steps(floating* Wr, floating* th, const floating* X, Py_ssize_t P, Py_ssize_t D,
-                    const int* batches, Py_ssize_t S, Py_ssize_t B, const double* G,
+                    const int* batches, Py_ssize_t S, Py_ssize_t B, const floating* G, Py_ssize_t ldp,
                     const floating* factor, Py_ssize_t n, int act, double gamma, int batch_thr,
                     double eps, double lr, long long* t) noexcept nogil:
     """S SGD steps of one network in the span of the samples (see ``bcm_steps``); −1: no memory.
 
     W = W₀ + C·X with C (n×P) starting at 0, so the batch's responses are
     Z = (W₀·Xᵀ)[:, idx] + C·G[idx]ᵀ and the step is C[:, idx] += lr·φ/B.  W₀·Xᵀ and the final
-    W₀ + C·X are BLAS products in the state's type; C and the steps are in double, their
-    products in fixed-order register tiles (sample_space.h).
+    W₀ + C·X are BLAS products; C, the steps and their products (fixed-order register tiles,
+    sample_space.h) are in the state's type, as the weight-space steps.  G (P×P) and the rows
+    of Z₀ and C start on cache lines (row stride ``ldp``): the tiles' loads never straddle two.
     """
     cdef Py_ssize_t i, j, s
-    cdef size_t doubles = 2 * n * P + 2 * n * B + n
-    cdef double* ws = <double*> malloc(doubles * sizeof(double) + 2 * n * P * sizeof(floating))
-    if ws == NULL:
+    cdef Py_ssize_t lanes = 32 // sizeof(floating)
+    cdef Py_ssize_t ldz = (B + lanes - 1) // lanes * lanes if factor != NULL else B
+    cdef size_t count = 2 * n * ldp + n * ldz + n * B
+    cdef char* raw = <char*> calloc(count * sizeof(floating) + ALIGN, 1)
+    if raw == NULL:
         return -1
-    cdef double* Z0 = ws
-    cdef double* C = Z0 + n * P
-    cdef double* Zb = C + n * P
-    cdef double* Yb = Zb + n * B
-    cdef double* thd = Yb + n * B
-    cdef floating* Zf = <floating*> (thd + n)
-    cdef floating* Cf = Zf + n * P
-    cdef double* Ys
+    cdef floating* Z0 = <floating*> _aligned(raw)  # W₀·Xᵀ (n×P)
+    cdef floating* C = Z0 + n * ldp                 # coefficients (n×P), from 0
+    cdef floating* Zb = C + n * ldp                 # the batch's responses (n×ldz; columns B.. stay 0)
+    cdef floating* Yb = Zb + n * ldz                # F·Z (n×B)
+    cdef floating* Ys
     cdef const int* idx
     gemm_rm(False, True, <int> n, <int> P, <int> D, <floating> 1, Wr, <int> D, X, <int> D,
-            <floating> 0, Zf, <int> P)
-    for i in range(n):
-        thd[i] = th[i]
-        for j in range(P):
-            Z0[i * P + j] = Zf[i * P + j]
-            C[i * P + j] = 0
+            <floating> 0, Z0, <int> ldp)
     for s in range(S):
         idx = batches + s * B
-        pk_dual_responses(C, n, P, G, idx, B, Zb)
-        for i in range(n):
-            for j in range(B):
-                Zb[i * B + j] += Z0[i * P + idx[j]]
         Ys = Zb
-        if factor != NULL:
-            if floating is float:
-                pk_dual_mix_f(factor, Zb, n, B, Yb)
-            else:
-                pk_dual_mix_d(factor, Zb, n, B, Yb)
-            Ys = Yb
-        pk_rows_d(Ys, 0, n, B, act, gamma, batch_thr, eps, thd)
+        if floating is float:
+            pk_dual_responses_f(C, n, P, ldp, G, idx, B, Z0, Zb, ldz)
+            if factor != NULL:
+                pk_dual_mix_f(factor, Zb, n, ldz, B, Yb)
+                Ys = Yb
+            pk_rows_f(Ys, 0, n, B, act, gamma, batch_thr, eps, th)
+        else:
+            pk_dual_responses_d(C, n, P, ldp, G, idx, B, Z0, Zb, ldz)
+            if factor != NULL:
+                pk_dual_mix_d(factor, Zb, n, ldz, B, Yb)
+                Ys = Yb
+            pk_rows_d(Ys, 0, n, B, act, gamma, batch_thr, eps, th)
         for i in range(n):
             for j in range(B):
-                C[i * P + idx[j]] += lr * Ys[i * B + j]
+                C[i * ldp + idx[j]] += <floating> lr * Ys[i * B + j]
         t[0] += 1
-    for i in range(n):
-        th[i] = <floating> thd[i]
-        for j in range(P):
-            Cf[i * P + j] = <floating> C[i * P + j]
-    gemm_rm(False, False, <int> n, <int> D, <int> P, <floating> 1, Cf, <int> P, X, <int> D,
+    gemm_rm(False, False, <int> n, <int> D, <int> P, <floating> 1, C, <int> ldp, X, <int> D,
             <floating> 1, Wr, <int> D)
-    free(ws)
+    free(raw)
     return 0
 
 
@@ -476,7 +472,7 @@ def bcm_steps(floating[:, ::1] W, floating[::1] theta, const floating[:, ::1] X,
               double memory_factor, bint batch_threshold, double epsilon,
               int optimizer, double lr, double opt_a, double opt_b, double opt_eps,
               floating[:, ::1] opt_first, floating[:, ::1] opt_second, long long[::1] opt_t,
-              const double[:, ::1] gram=None, int num_threads=0, int replicas=1):
+              const floating[:, ::1] gram=None, int num_threads=0, int replicas=1):
     """Apply S BCM steps in place: step s uses the batch ``X[batches[s]]`` (``batches``: S×B
     sample indices into ``X``, P×D); ``batches`` None makes the whole of ``X`` one batch.
 
@@ -486,11 +482,11 @@ def bcm_steps(floating[:, ::1] W, floating[::1] theta, const floating[:, ::1] X,
     network alone (same operations, same order), so the result equals R separate calls bit for
     bit.  Each network runs through all S steps at once, so that its state stays in cache.
 
-    ``gram`` (P×P, float64, = X·Xᵀ) selects the sample-space form, for SGD only: within the
+    ``gram`` (P×P, = X·Xᵀ, in W's type) selects the sample-space form, for SGD only: within the
     call every network's weights stay W₀ + C·X (each step adds lr·φ/B·X_batch), so the
     responses are W₀·Xᵀ + C·G and a step costs n·B·P instead of 2·n·B·D operations; W is
-    formed at the end.  The same equations, the steps computed in double; worth it when P ≪ D
-    (few images, many pixels: the reference study's 10 faces of 4096 pixels).
+    formed at the end.  The same equations in the same type; worth it when P ≪ D (few images,
+    many pixels: the reference study's 10 faces of 4096 pixels).
 
     ``factor``: (I−L)⁻¹ (n×n) or None.  ``activation``: 0 linear, 1 relu, 2 logistic, 3 tanh.
     ``optimizer``: 0 SGD(lr), 1 momentum(lr, μ=opt_a; opt_first = velocity), 2 Adam(lr, β1=opt_a,
@@ -548,14 +544,27 @@ def bcm_steps(floating[:, ::1] W, floating[::1] theta, const floating[:, ::1] X,
     cdef floating* second = &opt_second[0, 0] if optimizer == OPT_ADAM else NULL
     cdef int failed = 0
 
-    if gram is not None:
-        with single_blas():
-            with nogil:
-                for r in prange(R, num_threads=across, schedule="dynamic"):
-                    if dual_steps(&W[0, 0] + r * n * D, &theta[0] + r * n, &X[0, 0], P, D, idx, S, B,
-                                  &gram[0, 0], F, n, activation, memory_factor, batch_threshold,
-                                  epsilon, lr, &opt_t[r]) != 0:
-                        failed += 1
+    cdef Py_ssize_t ldp
+    cdef char* graw
+    cdef floating* Ga
+    if gram is not None:  # G copied once per call, its rows on cache lines
+        ldp = (P * sizeof(floating) + ALIGN - 1) // ALIGN * ALIGN // sizeof(floating)
+        graw = <char*> malloc(P * ldp * sizeof(floating) + ALIGN)
+        if graw == NULL:
+            raise MemoryError()
+        Ga = <floating*> _aligned(graw)
+        for r in range(P):
+            memcpy(Ga + r * ldp, &gram[r, 0], P * sizeof(floating))
+        try:
+            with single_blas():
+                with nogil:
+                    for r in prange(R, num_threads=across, schedule="dynamic"):
+                        if dual_steps(&W[0, 0] + r * n * D, &theta[0] + r * n, &X[0, 0], P, D, idx, S, B,
+                                      Ga, ldp, F, n, activation, memory_factor, batch_threshold,
+                                      epsilon, lr, &opt_t[r]) != 0:
+                            failed += 1
+        finally:
+            free(graw)
         if failed:
             raise MemoryError()
         return

@@ -1,13 +1,16 @@
-/* The products of a BCM step in the span of the samples (bcm.pyx, dual_steps), in double:
+/* The products of a BCM step in the span of the samples (bcm.pyx, dual_steps), in the state's
+   type T (float or double):
 
-       Z[i, j] = Σ_p C[i, p] · G[idx_j, p]       (n × B: the batch's responses, C n × P, G P × P)
-       Y[i, j] = Σ_k F[i, k] · Z[k, j]           (n × B: the lateral interactions F = (I − L)⁻¹)
+       Z[i, j] = Z0[i, idx_j] + Σ_p C[i, p] · G[idx_j, p]   (n × B: the batch's responses,
+                                                              C n × P, G P × P, Z0 = W₀·Xᵀ)
+       Y[i, j] = Σ_k F[i, k] · Z[k, j]                       (n × B: the lateral interactions F = (I − L)⁻¹)
 
-   Every Z[i, j] is summed the same way wherever it lies in a tile: p ≡ l (mod 4) into lane l in
-   increasing p, the lanes combined as (l₀ + l₁) + (l₂ + l₃), then the last P mod 4 terms in
-   order; Y[i, j] over k in increasing order.  So a network's results depend on its own numbers
-   only — never on how many replicas are computed beside it, nor on the thread — and the tiles
-   (4 rows × 3 batch columns in registers, G's rows read in place, one tile shape) are free to follow the shape.
+   Every Z[i, j] is summed the same way wherever it lies in a tile: p ≡ l (mod L) into lane l in
+   increasing p (L = 8 floats or 4 doubles, one 256-bit vector), the lanes combined pairwise
+   ((l₀ + l₁) + (l₂ + l₃), …), then the last P mod L terms in order, then Z0 added; Y[i, j] over
+   k in increasing order.  So a network's results depend on its own numbers only — never on how
+   many replicas are computed beside it, nor on the thread — and the tiles (5 rows × 2 batch
+   columns in registers, G's rows read in place, one tile shape) are free to follow the shape.
    A BLAS call on these small shapes (n ≈ 25, B = 10..100, P = 400) spent more time packing its
    operands than multiplying them, and its blocking could depend on the shape.
 
@@ -28,95 +31,90 @@
 #define PK_SS_CLONES
 #endif
 
+#define PK_SS_ROWS 5  /* rows of C in a tile */
+#define PK_SS_COLS 2  /* batch columns (rows of G) in a tile */
+
+typedef float pk_v8f __attribute__((vector_size(32)));
 typedef double pk_v4d __attribute__((vector_size(32)));
 
-#define PK_LOAD4(v, p) memcpy(&(v), (p), sizeof(pk_v4d)) /* unaligned */
+static inline float pk_lanes_f(pk_v8f v) { return ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7])); }
+static inline double pk_lanes_d(pk_v4d v) { return (v[0] + v[1]) + (v[2] + v[3]); }
 
-/* One 4 × 3 tile: Z[i][j] = Σ_p a_i[p]·b_j[p] for four rows a_i of C and three rows b_j of G,
-   twelve accumulators of 4 lanes held in registers. */
-static inline void pk_dual_tile(const double *a0, const double *a1, const double *a2, const double *a3,
-                                const double *b0, const double *b1, const double *b2, ptrdiff_t P,
-                                double out[4][3]) {
-    const pk_v4d zero = {0, 0, 0, 0};
-    pk_v4d c00 = zero, c01 = zero, c02 = zero, c10 = zero, c11 = zero, c12 = zero;
-    pk_v4d c20 = zero, c21 = zero, c22 = zero, c30 = zero, c31 = zero, c32 = zero;
-    const ptrdiff_t P4 = P / 4 * 4;
-    for (ptrdiff_t p = 0; p < P4; p += 4) {
-        pk_v4d x0, x1, x2, a;
-        PK_LOAD4(x0, b0 + p);
-        PK_LOAD4(x1, b1 + p);
-        PK_LOAD4(x2, b2 + p);
-        PK_LOAD4(a, a0 + p);
-        c00 += a * x0; c01 += a * x1; c02 += a * x2;
-        PK_LOAD4(a, a1 + p);
-        c10 += a * x0; c11 += a * x1; c12 += a * x2;
-        PK_LOAD4(a, a2 + p);
-        c20 += a * x0; c21 += a * x1; c22 += a * x2;
-        PK_LOAD4(a, a3 + p);
-        c30 += a * x0; c31 += a * x1; c32 += a * x2;
-    }
-    const pk_v4d acc[4][3] = {{c00, c01, c02}, {c10, c11, c12}, {c20, c21, c22}, {c30, c31, c32}};
-    const double *rows_a[4] = {a0, a1, a2, a3}, *rows_b[3] = {b0, b1, b2};
-    for (int i = 0; i < 4; i++)
-        for (int j = 0; j < 3; j++) {
-            double s = (acc[i][j][0] + acc[i][j][1]) + (acc[i][j][2] + acc[i][j][3]);
-            for (ptrdiff_t p = P4; p < P; p++)
-                s += rows_a[i][p] * rows_b[j][p];
-            out[i][j] = s;
-        }
+/* SFX: f or d; T: the element type; V: its 256-bit vector; L: lanes.
+   pk_dual_tile_SFX:      one 5 × 2 tile, ten accumulators of L lanes in registers.
+   pk_dual_responses_SFX: Z (n × B, row stride ldz) = Z0[:, idx] + C · G[idx]ᵀ (Z0, C and G with
+                          row stride ldp ≥ P, best a whole number of cache lines).  At the edges
+                          (n mod 5 rows, B mod 2 columns) the tile repeats the last row or column
+                          and drops those results, so every element is computed the same way.
+   pk_dual_mix_SFX:       Y (n × B, compact) = F · Z, Z's row stride ldz a multiple of L (its
+                          columns B..ldz − 1 finite, e.g. 0): four rows of Y at a time, L columns
+                          a vector, so each Z vector loaded serves four rows. */
+#define PK_SS_DEFINE(T, SFX, V, L)                                                                  \
+static inline __attribute__((always_inline)) void pk_dual_tile_##SFX(                              \
+        const T *const a[PK_SS_ROWS], const T *const b[PK_SS_COLS], ptrdiff_t P,                   \
+        T out[PK_SS_ROWS][PK_SS_COLS]) {                                                           \
+    V c[PK_SS_ROWS][PK_SS_COLS];                                                                   \
+    for (int i = 0; i < PK_SS_ROWS; i++)                                                           \
+        for (int j = 0; j < PK_SS_COLS; j++) c[i][j] = (V){0};                                     \
+    const ptrdiff_t PL = P / L * L;                                                                \
+    for (ptrdiff_t p = 0; p < PL; p += L) {                                                        \
+        V x[PK_SS_COLS], w;                                                                        \
+        for (int j = 0; j < PK_SS_COLS; j++) memcpy(&x[j], b[j] + p, sizeof(V));                   \
+        for (int i = 0; i < PK_SS_ROWS; i++) {                                                     \
+            memcpy(&w, a[i] + p, sizeof(V));                                                       \
+            for (int j = 0; j < PK_SS_COLS; j++) c[i][j] += w * x[j];                              \
+        }                                                                                          \
+    }                                                                                              \
+    for (int i = 0; i < PK_SS_ROWS; i++)                                                           \
+        for (int j = 0; j < PK_SS_COLS; j++) {                                                     \
+            T s = pk_lanes_##SFX(c[i][j]);                                                         \
+            for (ptrdiff_t p = PL; p < P; p++) s += a[i][p] * b[j][p];                             \
+            out[i][j] = s;                                                                         \
+        }                                                                                          \
+}                                                                                                  \
+                                                                                                   \
+PK_SS_CLONES void pk_dual_responses_##SFX(const T *C, ptrdiff_t n, ptrdiff_t P, ptrdiff_t ldp,      \
+                                          const T *G, const int *idx, ptrdiff_t B, const T *Z0,    \
+                                          T *Z, ptrdiff_t ldz) {                                   \
+    T out[PK_SS_ROWS][PK_SS_COLS];                                                                 \
+    const T *a[PK_SS_ROWS], *b[PK_SS_COLS];                                                        \
+    for (ptrdiff_t j = 0; j < B; j += PK_SS_COLS) {                                                \
+        for (int jj = 0; jj < PK_SS_COLS; jj++)                                                    \
+            b[jj] = G + (ptrdiff_t)idx[j + jj < B ? j + jj : B - 1] * ldp;                         \
+        for (ptrdiff_t i = 0; i < n; i += PK_SS_ROWS) {                                            \
+            for (int ii = 0; ii < PK_SS_ROWS; ii++)                                                \
+                a[ii] = C + (i + ii < n ? i + ii : n - 1) * ldp;                                   \
+            pk_dual_tile_##SFX(a, b, P, out);                                                      \
+            for (int ii = 0; ii < PK_SS_ROWS && i + ii < n; ii++)                                  \
+                for (int jj = 0; jj < PK_SS_COLS && j + jj < B; jj++)                              \
+                    Z[(i + ii) * ldz + j + jj] = Z0[(i + ii) * ldp + idx[j + jj]] + out[ii][jj];   \
+        }                                                                                          \
+    }                                                                                              \
+}                                                                                                  \
+                                                                                                   \
+PK_SS_CLONES void pk_dual_mix_##SFX(const T *F, const T *Z, ptrdiff_t n, ptrdiff_t ldz,           \
+                                    ptrdiff_t B, T *Y) {                                           \
+    for (ptrdiff_t i = 0; i < n; i += 4) {                                                         \
+        const int rows = n - i < 4 ? (int)(n - i) : 4;                                             \
+        const T *f[4];                                                                             \
+        for (int r = 0; r < 4; r++) f[r] = F + (i + (r < rows ? r : rows - 1)) * n;                \
+        for (ptrdiff_t j = 0; j < B; j += L) {                                                     \
+            V y0 = {0}, y1 = {0}, y2 = {0}, y3 = {0}, z;                                           \
+            for (ptrdiff_t k = 0; k < n; k++) {                                                    \
+                memcpy(&z, Z + k * ldz + j, sizeof(V));                                            \
+                y0 += f[0][k] * z;                                                                 \
+                y1 += f[1][k] * z;                                                                 \
+                y2 += f[2][k] * z;                                                                 \
+                y3 += f[3][k] * z;                                                                 \
+            }                                                                                      \
+            const V y[4] = {y0, y1, y2, y3};                                                       \
+            const size_t bytes = (size_t)(B - j < L ? B - j : L) * sizeof(T);                      \
+            for (int r = 0; r < rows; r++) memcpy(Y + (i + r) * B + j, &y[r], bytes);              \
+        }                                                                                          \
+    }                                                                                              \
 }
 
-/* Z (n × B) = C · G[idx]ᵀ.  At the edges (n mod 4 rows, B mod 3 columns) the tile repeats the
-   last row or column and drops those results, so every element is computed the same way. */
-PK_SS_CLONES void pk_dual_responses(const double *C, ptrdiff_t n, ptrdiff_t P, const double *G,
-                                    const int *idx, ptrdiff_t B, double *Z) {
-    double out[4][3];
-    const double *a[4], *b[3];
-    for (ptrdiff_t j = 0; j < B; j += 3) {
-        for (int jj = 0; jj < 3; jj++)
-            b[jj] = G + (ptrdiff_t)idx[j + jj < B ? j + jj : B - 1] * P;
-        for (ptrdiff_t i = 0; i < n; i += 4) {
-            for (int ii = 0; ii < 4; ii++)
-                a[ii] = C + (i + ii < n ? i + ii : n - 1) * P;
-            pk_dual_tile(a[0], a[1], a[2], a[3], b[0], b[1], b[2], P, out);
-            for (int ii = 0; ii < 4 && i + ii < n; ii++)
-                for (int jj = 0; jj < 3 && j + jj < B; jj++)
-                    Z[(i + ii) * B + j + jj] = out[ii][jj];
-        }
-    }
-}
-
-/* Y (n × B) = F · Z, F (n × n) in float or double, each Y[i, j] summed over k in order: four
-   rows of Y at a time, four columns a vector, so each Z vector loaded serves four rows. */
-#define PK_DUAL_MIX(name, T)                                                                     \
-PK_SS_CLONES void name(const T *F, const double *Z, ptrdiff_t n, ptrdiff_t B, double *Y) {      \
-    const ptrdiff_t B4 = B / 4 * 4;                                                              \
-    for (ptrdiff_t i = 0; i < n; i += 4) {                                                       \
-        const int rows = n - i < 4 ? (int)(n - i) : 4;                                           \
-        const T *f[4];                                                                           \
-        for (int r = 0; r < 4; r++) f[r] = F + (i + (r < rows ? r : rows - 1)) * n;              \
-        for (ptrdiff_t j = 0; j < B4; j += 4) {                                                  \
-            const pk_v4d zero = {0, 0, 0, 0};                                                    \
-            pk_v4d y0 = zero, y1 = zero, y2 = zero, y3 = zero, z;                                \
-            for (ptrdiff_t k = 0; k < n; k++) {                                                  \
-                PK_LOAD4(z, Z + k * B + j);                                                      \
-                y0 += (double)f[0][k] * z;                                                       \
-                y1 += (double)f[1][k] * z;                                                       \
-                y2 += (double)f[2][k] * z;                                                       \
-                y3 += (double)f[3][k] * z;                                                       \
-            }                                                                                    \
-            const pk_v4d y[4] = {y0, y1, y2, y3};                                                \
-            for (int r = 0; r < rows; r++) memcpy(Y + (i + r) * B + j, &y[r], sizeof(pk_v4d));  \
-        }                                                                                        \
-        for (int r = 0; r < rows; r++)                                                           \
-            for (ptrdiff_t j = B4; j < B; j++) {                                                 \
-                double v = 0;                                                                    \
-                for (ptrdiff_t k = 0; k < n; k++) v += (double)f[r][k] * Z[k * B + j];           \
-                Y[(i + r) * B + j] = v;                                                          \
-            }                                                                                    \
-    }                                                                                            \
-}
-PK_DUAL_MIX(pk_dual_mix_f, float)
-PK_DUAL_MIX(pk_dual_mix_d, double)
+PK_SS_DEFINE(float, f, pk_v8f, 8)
+PK_SS_DEFINE(double, d, pk_v4d, 4)
 
 #endif

@@ -128,14 +128,14 @@ class BCM(Rule):
         self._kernel(state, X, np.ascontiguousarray(batches, dtype=np.int32))
 
     def _gram(self, X) -> np.ndarray | None:
-        """X·Xᵀ in float64 when the sample-space form pays (SGD, P ≤ min(D, 2048)), else None;
-        computed once per data array."""
+        """X·Xᵀ (summed in float64, held in the state's type) when the sample-space form pays
+        (SGD, P ≤ min(D, 2048)), else None; computed once per data array."""
         P, D = X.shape
         if self.model.optimizer.kernel_code != SGD_CODE or P > min(D, GRAM_MAX):
             return None
         if self._gram_of is not X:
             X64 = X.astype(np.float64)
-            self._gram_of, self._gram_value = X, X64 @ X64.T
+            self._gram_of, self._gram_value = X, (X64 @ X64.T).astype(self.dtype)
         return self._gram_value
 
     def _kernel(self, state, X, batches):
