@@ -526,10 +526,20 @@ class Recorder:
             self._checkpoint_time = time.monotonic()
             self.checkpointed = step
 
+    def checkpoint_if_due(self, position: Position, state: dict) -> None:
+        """At an exact ``position`` between frames (the end of a kernel call that took its frames
+        inside), rewrite the checkpoint when ``checkpoint_seconds`` have passed since the last
+        one.  A run resumed from it records no frame at its step (off the cadence)."""
+        if position.exact and time.monotonic() - self._checkpoint_time >= self.checkpoint_seconds:
+            self._submit_checkpoint(position, state)
+
     def checkpoint(self, position: Position, state: dict) -> None:
         """Rewrite the checkpoint now, at ``position`` (exact, and the step of the last frame)."""
         if not position.exact or position.step != self.last[0]:
             raise ValueError(f"checkpoint at step {position.step}: the last frame is of step {self.last[0]}")
+        self._submit_checkpoint(position, state)
+
+    def _submit_checkpoint(self, position: Position, state: dict) -> None:
         snapshot = {key: np.array(value, copy=True) for key, value in state.items()}
         position = dataclasses.replace(position)
         self._submit(SLACK, lambda: self._checkpoint(position, snapshot))

@@ -227,7 +227,8 @@ def _execute_data(spec: RunSpec, data, run_file: RunFile | None, *, state, strea
                 on_record=None if recorder is None else (
                     lambda step, epoch, elapsed, st: recorder.record(step, epoch, elapsed, st, position=position)),
                 periodic=periodic, progress=Progress(sched["epochs"], enabled=progress), position=position,
-                recorded=bool(recorded),
+                recorded=bool(recorded), record_fields=spec.record["fields"],
+                on_checkpoint=None if recorder is None else (lambda st: recorder.checkpoint_if_due(position, st)),
             )
         if outcome.status == "completed":
             for metric, _ in spec.metrics:

@@ -4,9 +4,13 @@ guard, clean interruption (Ctrl-C or SIGTERM) and resume.
 ``train`` never calls Python per sample: each step hands a whole mini-batch to ``rule.step``
 (a compiled kernel for the built-ins); a rule with a multi-step kernel (``rule.chunk_steps`` > 1)
 gets the sample indices of all the steps up to the next record, metric or chunk end in one
-``rule.run_steps`` call.  Chunks end at fixed step numbers, so the same spec always makes the same
-calls (and a resumed run the calls of the run it continues).  It returns how the run ended; the
-caller records it.
+``rule.run_steps`` call.  When every recorded field is one the rule can copy out inside a call
+(``rule.snapshot_fields``: BCM's θ), records do not end calls: the rule returns those fields at
+the record steps inside the call (``marks``) and the frames are written after it, with the
+elapsed time interpolated within the call; the checkpoint is then also rewritten (when due) at
+call ends between records.  Chunks end at fixed step numbers, so the same spec always makes the
+same calls (and a resumed run the calls of the run it continues).  It returns how the run ended;
+the caller records it.
 
 Resume: a :class:`Position` says where training stands (steps done, epoch, batches of that epoch
 done, the shuffle generator's state at that epoch's start).  ``train(..., position=p)`` starts
@@ -157,7 +161,8 @@ def train(rule, state: dict, X: np.ndarray, *, epochs: int, batch_size: int, shu
           rng: np.random.Generator, record_every: int | None = None,
           on_record: Callable[[int, int, float, dict], None] | None = None,
           periodic=(), progress: Progress | None = None, position: Position | None = None,
-          recorded: bool | None = None) -> Outcome:
+          recorded: bool | None = None, record_fields=None,
+          on_checkpoint: Callable[[dict], None] | None = None) -> Outcome:
     """Run ``epochs`` passes of ``rule.step`` over mini-batches of ``X``, updating ``state``.
 
     ``on_record(step, epoch, elapsed, state)`` is called before the first step (step 0), every
@@ -172,6 +177,9 @@ def train(rule, state: dict, X: np.ndarray, *, epochs: int, batch_size: int, shu
     It is updated in place, so ``on_record`` can read the exact position of every record.
     ``recorded`` says whether the step at ``position`` has its record already (default: when it
     is not 0); if not, it is recorded first when it falls on the ``record_every`` cadence.
+    ``record_fields``: the fields ``on_record`` reads; when the rule can copy them all out
+    inside a multi-step call, frames are taken inside calls (``on_record`` then gets a dict of
+    those fields only) and ``on_checkpoint(state)`` runs at the calls' ends between records.
     """
     n = X.shape[0]
     per_epoch = steps_per_epoch(n, batch_size)
@@ -191,7 +199,9 @@ def train(rule, state: dict, X: np.ndarray, *, epochs: int, batch_size: int, shu
     chunk = max(1, int(getattr(rule, "chunk_steps", 1)))
     if chunk > 1:  # the chunk's sample indices at most CHUNK_SAMPLES
         chunk = max(1, min(chunk, CHUNK_SAMPLES // max(batch_size, 1)))
-    stops = [c for c in (record_every, chunk, *(every for every, _ in periodic)) if c]
+    inside = bool(chunk > 1 and record_every and on_record is not None and record_fields is not None
+                  and set(record_fields) <= set(getattr(rule, "snapshot_fields", ())))
+    stops = [c for c in (None if inside else record_every, chunk, *(every for every, _ in periodic)) if c]
     if recorded is None:
         recorded = step != 0
     on_cadence = step == 0 or (record_every and step % record_every == 0)
@@ -234,9 +244,21 @@ def train(rule, state: dict, X: np.ndarray, *, epochs: int, batch_size: int, shu
                 if chunk == 1:
                     idx = picks[0]
                     rule.step(state, np.take(X, idx, axis=0, out=full, mode="clip") if len(idx) == len(full) else X[idx])
+                    step += 1
                 else:
-                    rule.run_steps(state, X, np.stack(picks))
-                step += len(picks)
+                    # the call, its step count and its frames go together: Ctrl-C or SIGTERM
+                    # during the call stops the run after them
+                    with critical():
+                        first = step
+                        marks = list(range(record_every - step % record_every, len(picks), record_every)) if inside else []
+                        called = time.perf_counter()
+                        snapshots = rule.run_steps(state, X, np.stack(picks), marks) if marks else \
+                            rule.run_steps(state, X, np.stack(picks))
+                        returned = time.perf_counter()
+                        step += len(picks)
+                        for m, fields in zip(marks, snapshots):
+                            at = offset + called - start + (returned - called) * m / len(picks)
+                            on_record(first + m, (first + m) // per_epoch, at, fields)
                 problem = rule.divergence(state)
                 if problem:
                     record()
@@ -251,6 +273,10 @@ def train(rule, state: dict, X: np.ndarray, *, epochs: int, batch_size: int, shu
                 pos.exact = True
                 if record_every and step % record_every == 0:
                     record()
+                elif inside and on_checkpoint is not None:
+                    pos.elapsed = offset + time.perf_counter() - start
+                    with critical():
+                        on_checkpoint(state)
                 if progress is not None and (completed or step == total):
                     progress.update(epoch, step)
             record()

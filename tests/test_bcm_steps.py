@@ -150,3 +150,41 @@ def test_sample_space_tiles_at_every_edge_shape(P_odd, n, B_odd, dtype):
         bcm_steps(s["weights"], s["theta"], X, batches, *kernel_args(rule, s), gram=G)
         np.testing.assert_array_equal(stacked["weights"][r], s["weights"])
         np.testing.assert_array_equal(stacked["theta"][r], s["theta"])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_theta_after_marks_equals_a_call_of_that_many_steps(dtype):
+    """``marks``: θ copied out after steps 2 and 7 of one sample-space call of 9 steps (3 replicas)
+    equals θ after a call of the first 2 (7) batches, bit for bit; W is formed only at the end."""
+    R, n = 3, 5
+    rule = make(dtype, optimizers.SGD(lr=0.05), n=n)
+    X, batches = data(dtype)
+    G = rule._gram(X)
+    start = {k: np.ascontiguousarray(np.concatenate([rule.init_state(np.random.default_rng(s))[k] for s in range(R)]))
+             for k in rule.init_state(np.random.default_rng(0))}
+    state = {k: v.copy() for k, v in start.items()}
+    snapshots = np.empty((2, R * n), dtype=dtype)
+    bcm_steps(state["weights"], state["theta"], X, batches, *kernel_args(rule, state), gram=G, replicas=R,
+              marks=np.array([2, 7], dtype=np.int32), snapshots=snapshots)
+    for row, m in enumerate((2, 7)):
+        part = {k: v.copy() for k, v in start.items()}
+        bcm_steps(part["weights"], part["theta"], X, np.ascontiguousarray(batches[:m]), *kernel_args(rule, part),
+                  gram=G, replicas=R)
+        np.testing.assert_array_equal(snapshots[row], part["theta"])
+    assert not np.array_equal(snapshots[0], snapshots[1])
+
+
+def test_bad_marks_are_refused():
+    rule = make(np.float32, optimizers.SGD(lr=0.05))
+    X, batches = data(np.float32)
+    state = rule.init_state(np.random.default_rng(1))
+    args = (state["weights"], state["theta"], X, batches, *kernel_args(rule, state))
+    out = np.empty((2, 5), dtype=np.float32)
+    with pytest.raises(ValueError, match=r"marks must increase within 1..8, got \[3, 3\]"):
+        bcm_steps(*args, gram=rule._gram(X), marks=np.array([3, 3], dtype=np.int32), snapshots=out)
+    with pytest.raises(ValueError, match=r"marks must increase within 1..8, got \[2, 9\]"):
+        bcm_steps(*args, gram=rule._gram(X), marks=np.array([2, 9], dtype=np.int32), snapshots=out)
+    with pytest.raises(ValueError, match=r"snapshots must be 2 x 5"):
+        bcm_steps(*args, gram=rule._gram(X), marks=np.array([2, 4], dtype=np.int32), snapshots=out[:1])
+    with pytest.raises(ValueError, match=r"marks need the sample-space form"):
+        bcm_steps(*args, marks=np.array([2, 4], dtype=np.int32), snapshots=out)

@@ -136,6 +136,75 @@ def test_interrupted_then_resumed_equals_uninterrupted(tmp_path, monkeypatch, re
         np.testing.assert_array_equal(end.transform(X), resumed.rule.transform(resumed.state, X))
 
 
+THETA_ONLY = {"schedule.batch_size": 10, "record.every": 10, "record.fields": ["theta"], "exporters": [],
+              "model.optimizer": {"name": "sgd", "params": {"lr": 0.0003}}, "model.initializer.params.std": 0.0001}
+
+
+def test_theta_frames_are_taken_inside_kernel_calls(tmp_path, monkeypatch):
+    """BCM with SGD recording θ only: the sample-space kernel is called once for 800 steps (not
+    once per frame), the 81 frames are all there, and the frame of step 200 is the θ that a run
+    of those 200 steps alone ends with, bit for bit."""
+    from plasticity_kit.rules.bcm import BCM
+
+    calls = []
+    original = BCM.run_steps
+    monkeypatch.setattr(BCM, "run_steps", lambda self, *a: (calls.append(len(a[2])), original(self, *a))[1])
+    spec = tiny_spec(tmp_path / "long", **THETA_ONLY, **{"schedule.epochs": 400})
+    long = execute(resolve(spec, "long.yaml"), **QUIET)
+    assert long.status == "completed" and calls == [800]
+    short = execute(resolve(tiny_spec(tmp_path / "short", **THETA_ONLY, **{"schedule.epochs": 100}), "s.yaml"), **QUIET)
+    with h5py.File(long.path, "r") as f:
+        np.testing.assert_array_equal(f["trajectory/step"][:], np.arange(0, 801, 10))
+        assert np.all(np.diff(f["trajectory/time"][:]) >= 0)
+        np.testing.assert_array_equal(f["trajectory/theta"][20], short.state["theta"])
+        np.testing.assert_array_equal(f["trajectory/theta"][-1], long.state["theta"])
+    calls.clear()  # recording the weights too: a call ends at every record
+    both = {**THETA_ONLY, "schedule.epochs": 400, "record.fields": ["weights", "theta"]}
+    execute(resolve(tiny_spec(tmp_path / "w", **both), "w.yaml"), **QUIET)
+    assert calls == [10] * 80
+
+
+def test_theta_frames_inside_calls_in_the_weight_space(tmp_path):
+    """With Adam (no sample-space form) the kernel is called once per stretch between frames, as
+    when the weights are recorded too: the same θ frames, bit for bit."""
+    adam = {**THETA_ONLY, "schedule.epochs": 60, "model.optimizer": {"name": "adam", "params": {"lr": 0.001}}}
+    theta = execute(resolve(tiny_spec(tmp_path / "t", **adam), "t.yaml"), **QUIET)
+    both = execute(resolve(tiny_spec(tmp_path / "b", **{**adam, "record.fields": ["weights", "theta"]}), "b.yaml"),
+                   **QUIET)
+    with h5py.File(theta.path, "r") as a, h5py.File(both.path, "r") as b:
+        assert a["trajectory/theta"].shape[0] == 13
+        np.testing.assert_array_equal(a["trajectory/theta"][:], b["trajectory/theta"][:])
+
+
+def test_resumed_from_a_checkpoint_between_frames_equals_uninterrupted(tmp_path, monkeypatch):
+    """θ-only frames inside calls of 35 steps (a metric every 35): the checkpoint is rewritten at
+    the calls' ends.  Ctrl-C in the metric of step 140 leaves the checkpoint of step 105, between
+    the frames of 100 and 110; the resumed run equals the uninterrupted one."""
+    from plasticity_kit.metrics.convergence import WeightNorm
+
+    changes = {**THETA_ONLY, "schedule.epochs": 150, "record.checkpoint_seconds": 0,
+               "metrics": [{"name": "weight_norm", "every": 35}]}
+    reference = execute(resolve(tiny_spec(tmp_path / "ref", **changes), "ref.yaml"), **QUIET)
+    spec = tiny_spec(tmp_path, **changes)
+    original, calls = WeightNorm.compute, []
+
+    def interrupting(self, *args):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return original(self, *args)
+
+    monkeypatch.setattr(WeightNorm, "compute", interrupting)
+    first = execute(resolve(spec, "tiny.yaml"), **QUIET)
+    monkeypatch.undo()
+    assert first.status == "interrupted" and first.outcome.steps == 140
+    resumed = execute(resolve(spec, "tiny.yaml"), resume=first.path, **QUIET)
+    assert resumed.status == "completed"
+    assert_same_run(first.path, reference.path)
+    with h5py.File(first.path, "r") as f:
+        assert list(f.attrs["resumed_at"]) == [105]
+
+
 @pytest.mark.parametrize("swmr", [False, True], ids=["plain", "swmr"])
 def test_killed_then_resumed_equals_uninterrupted(tmp_path, swmr):
     changes = {"schedule.epochs": 500, "record.every": 25, "record.swmr": swmr, "record.checkpoint_seconds": 0,

@@ -403,8 +403,10 @@ cdef void primal_steps(Net* net, Py_ssize_t S, int nt) noexcept nogil:
 cdef int dual_steps(floating* Wr, floating* th, const floating* X, Py_ssize_t P, Py_ssize_t D,
                     const int* batches, Py_ssize_t S, Py_ssize_t B, const floating* G, Py_ssize_t ldp,
                     const floating* factor, Py_ssize_t n, int act, double gamma, int batch_thr,
-                    double eps, double lr, long long* t) noexcept nogil:
+                    double eps, double lr, long long* t, const int* marks, Py_ssize_t nm,
+                    floating* snap, Py_ssize_t N) noexcept nogil:
     """S SGD steps of one network in the span of the samples (see ``bcm_steps``); −1: no memory.
+    θ is copied to row m of ``snap`` (row stride N) after step ``marks[m]``.
 
     W = W₀ + C·X with C (n×P) starting at 0, so the batch's responses are
     Z = (W₀·Xᵀ)[:, idx] + C·G[idx]ᵀ and the step is C[:, idx] += lr·φ/B.  W₀·Xᵀ and the final
@@ -412,7 +414,7 @@ cdef int dual_steps(floating* Wr, floating* th, const floating* X, Py_ssize_t P,
     sample_space.h) are in the state's type, as the weight-space steps.  G (P×P) and the rows
     of Z₀ and C start on cache lines (row stride ``ldp``): the tiles' loads never straddle two.
     """
-    cdef Py_ssize_t i, j, s
+    cdef Py_ssize_t i, j, s, m = 0
     cdef Py_ssize_t lanes = 32 // sizeof(floating)
     cdef Py_ssize_t ldz = (B + lanes - 1) // lanes * lanes if factor != NULL else B
     cdef size_t count = 2 * n * ldp + n * ldz + n * B
@@ -446,6 +448,9 @@ cdef int dual_steps(floating* Wr, floating* th, const floating* X, Py_ssize_t P,
             for j in range(B):
                 C[i * ldp + idx[j]] += <floating> lr * Ys[i * B + j]
         t[0] += 1
+        if m < nm and marks[m] == s + 1:
+            memcpy(snap + m * N, th, n * sizeof(floating))
+            m += 1
     gemm_rm(False, False, <int> n, <int> D, <int> P, <floating> 1, C, <int> ldp, X, <int> D,
             <floating> 1, Wr, <int> D)
     free(raw)
@@ -472,7 +477,8 @@ def bcm_steps(floating[:, ::1] W, floating[::1] theta, const floating[:, ::1] X,
               double memory_factor, bint batch_threshold, double epsilon,
               int optimizer, double lr, double opt_a, double opt_b, double opt_eps,
               floating[:, ::1] opt_first, floating[:, ::1] opt_second, long long[::1] opt_t,
-              const floating[:, ::1] gram=None, int num_threads=0, int replicas=1):
+              const floating[:, ::1] gram=None, int num_threads=0, int replicas=1,
+              const int[::1] marks=None, floating[:, ::1] snapshots=None):
     """Apply S BCM steps in place: step s uses the batch ``X[batches[s]]`` (``batches``: S×B
     sample indices into ``X``, P×D); ``batches`` None makes the whole of ``X`` one batch.
 
@@ -487,6 +493,10 @@ def bcm_steps(floating[:, ::1] W, floating[::1] theta, const floating[:, ::1] X,
     responses are W₀·Xᵀ + C·G and a step costs n·B·P instead of 2·n·B·D operations; W is
     formed at the end.  The same equations in the same type; worth it when P ≪ D (few images,
     many pixels: the reference study's 10 faces of 4096 pixels).
+
+    ``marks`` (sample-space form only): increasing step counts 1 ≤ m < S after which θ (all
+    replicas, N values) is copied to the rows of ``snapshots`` (len(marks) × N) — the θ of a
+    call made with the first m batches, bit for bit, without forming W there.
 
     ``factor``: (I−L)⁻¹ (n×n) or None.  ``activation``: 0 linear, 1 relu, 2 logistic, 3 tanh.
     ``optimizer``: 0 SGD(lr), 1 momentum(lr, μ=opt_a; opt_first = velocity), 2 Adam(lr, β1=opt_a,
@@ -531,6 +541,15 @@ def bcm_steps(floating[:, ::1] W, floating[::1] theta, const floating[:, ::1] X,
             raise ValueError(f"gram must be X·Xᵀ, {P} x {P}, got {gram.shape[0]}x{gram.shape[1]}")
         if batches is None:
             batches = np.arange(P, dtype=np.int32)[None, :]
+    cdef Py_ssize_t nm = 0 if marks is None else marks.shape[0]
+    if nm:
+        if gram is None:
+            raise ValueError("marks need the sample-space form (gram)")
+        if snapshots is None or snapshots.shape[0] != nm or snapshots.shape[1] != N:
+            raise ValueError(f"snapshots must be {nm} x {N} (one row of θ per mark)")
+        for i in range(nm):
+            if marks[i] < 1 or marks[i] >= S or (i and marks[i] <= marks[i - 1]):
+                raise ValueError(f"marks must increase within 1..{S - 1}, got {list(marks)}")
     if B == 0 or S == 0 or n == 0:
         return
     cdef int nt = num_threads if num_threads > 0 else get_threads()
@@ -561,7 +580,8 @@ def bcm_steps(floating[:, ::1] W, floating[::1] theta, const floating[:, ::1] X,
                     for r in prange(R, num_threads=across, schedule="dynamic"):
                         if dual_steps(&W[0, 0] + r * n * D, &theta[0] + r * n, &X[0, 0], P, D, idx, S, B,
                                       Ga, ldp, F, n, activation, memory_factor, batch_threshold,
-                                      epsilon, lr, &opt_t[r]) != 0:
+                                      epsilon, lr, &opt_t[r], &marks[0] if nm else NULL, nm,
+                                      &snapshots[0, 0] + r * n if nm else NULL, N) != 0:
                             failed += 1
         finally:
             free(graw)

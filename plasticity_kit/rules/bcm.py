@@ -99,6 +99,7 @@ class BCM(Rule):
         self.uses_kernel = (getattr(model.activation, "kernel_code", None) is not None
                             and getattr(model.optimizer, "kernel_code", None) is not None)
         self.steps_replicas = self.uses_kernel
+        self.snapshot_fields = ("theta",) if self.uses_kernel else ()
         self.chunk_steps = CHUNK_STEPS if self.uses_kernel and not self.params.get("orthogonalize") else 1
         self._gram_of = self._gram_value = None
 
@@ -122,10 +123,19 @@ class BCM(Rule):
             return
         self._kernel(state, np.ascontiguousarray(batch, dtype=self.dtype), None)
 
-    def run_steps(self, state, X, batches):
+    def run_steps(self, state, X, batches, marks=()):
         if not self.uses_kernel:
-            return super().run_steps(state, X, batches)
-        self._kernel(state, X, np.ascontiguousarray(batches, dtype=np.int32))
+            return super().run_steps(state, X, batches, marks)
+        batches = np.ascontiguousarray(batches, dtype=np.int32)
+        if not len(marks) or self._gram(X) is not None:
+            return self._kernel(state, X, batches, marks)
+        snapshots, start = [], 0  # the weight-space kernel: one call per stretch between marks
+        for end in marks:
+            self._kernel(state, X, batches[start:end])
+            snapshots.append({"theta": state["theta"].copy()})
+            start = end
+        self._kernel(state, X, batches[start:])
+        return snapshots
 
     def _gram(self, X) -> np.ndarray | None:
         """X·Xᵀ (summed in float64, held in the state's type) when the sample-space form pays
@@ -138,8 +148,9 @@ class BCM(Rule):
             self._gram_of, self._gram_value = X, (X64 @ X64.T).astype(self.dtype)
         return self._gram_value
 
-    def _kernel(self, state, X, batches):
-        """``bcm_steps`` on a plain state (n × D weights) or a stacked one (R × n × D)."""
+    def _kernel(self, state, X, batches, marks=()):
+        """``bcm_steps`` on a plain state (n × D weights) or a stacked one (R × n × D); θ after
+        each of the ``marks`` (sample-space form only), one dict per mark."""
         from ..kernels.bcm import bcm_steps
 
         p, opt = self.params, self.model.optimizer
@@ -149,11 +160,16 @@ class BCM(Rule):
             raise ValueError("BCM state arrays must be C-contiguous (the kernel updates them in place)")
         moments = [state[f"optimizer/{name}"].reshape(-1, D) for name in opt.state_names] + [None, None]
         lr, a, b, eps = opt.kernel_args()
-        bcm_steps(W.reshape(-1, D), state["theta"].reshape(-1), X, batches, self._factor_typed,
+        theta = state["theta"]
+        snapshots = np.empty((len(marks),) + theta.shape, dtype=self.dtype)
+        bcm_steps(W.reshape(-1, D), theta.reshape(-1), X, batches, self._factor_typed,
                   self.model.activation.kernel_code, p["memory_factor"], p["threshold"] == "batch",
                   p["epsilon"], opt.kernel_code, lr, a, b, eps, moments[0], moments[1],
                   state["optimizer/t"].reshape(-1),
-                  gram=None if batches is None else self._gram(X), replicas=R)
+                  gram=None if batches is None else self._gram(X), replicas=R,
+                  marks=np.asarray(marks, dtype=np.int32) if len(marks) else None,
+                  snapshots=snapshots.reshape(len(marks), -1) if len(marks) else None)
+        return [{"theta": t} for t in snapshots]
 
     def transform(self, state, x):
         Z = np.asarray(x, dtype=self.dtype) @ state["weights"].T

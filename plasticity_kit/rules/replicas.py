@@ -40,6 +40,10 @@ class Replicas:
     def chunk_steps(self) -> int:
         return self.rule.chunk_steps if self.rule.steps_replicas else 1
 
+    @property
+    def snapshot_fields(self) -> tuple[str, ...]:
+        return self.rule.snapshot_fields if self.rule.steps_replicas else ()
+
     def replica(self, state: dict, r: int) -> dict:
         """Views of replica ``r``'s arrays (writing to them writes to ``state``)."""
         return {key: value[r] for key, value in state.items()}
@@ -55,12 +59,12 @@ class Replicas:
             for r in range(self.count):
                 self.rule.step(self.replica(state, r), batch)
 
-    def run_steps(self, state, X, batches):
+    def run_steps(self, state, X, batches, marks=()):
         if self.rule.steps_replicas:
-            self.rule.run_steps(state, X, batches)
-        else:
-            for r in range(self.count):
-                self.rule.run_steps(self.replica(state, r), X, batches)
+            return self.rule.run_steps(state, X, batches, marks) if len(marks) else self.rule.run_steps(state, X, batches)
+        for r in range(self.count):
+            self.rule.run_steps(self.replica(state, r), X, batches)
+        return []
 
     def end_epoch(self, state, epoch):
         if type(self.rule).end_epoch is Rule.end_epoch and not self.rule.params.get("orthogonalize"):
