@@ -58,7 +58,8 @@ RECORD = Schema(
     Option("swmr", "bool", False, "write the run file in HDF5 SWMR mode, so that readers (plasticity-kit watch) "
            "see a consistent file while it is written"),
     Option("checkpoint_seconds", "number", 30.0, "wall-clock seconds between resume checkpoints (taken at a "
-           "record; also at an interruption); 0: at every record", low=0, high=86400),
+           "record, or at the end of a kernel call that took its frames inside; also at an interruption); "
+           "0: at every one", low=0, high=86400),
 )
 EVERY = Option("every", "integer", None, "also compute every N steps (default: only at the end)", low=1, nullable=True)
 OUTPUT = Schema(Option("dir", "string", "runs", "the run is written to <dir>/<name>/"),

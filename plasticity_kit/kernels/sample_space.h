@@ -37,17 +37,38 @@
 #define PK_SS_PIN(w) __asm__("" : "+v"(w))
 #define PK_SS_NO_PIN(w) ((void)0)
 
-#define PK_SS_ROWS 5  /* rows of C in a tile */
+#define PK_SS_ROWS 5  /* rows of C in a tile (out[i][j] is written row-major: 2·i + j) */
 #define PK_SS_COLS 2  /* batch columns (rows of G) in a tile */
 
 typedef float pk_v8f __attribute__((vector_size(32)));
 typedef double pk_v4d __attribute__((vector_size(32)));
 
-static inline float pk_lanes_f(pk_v8f v) { return ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7])); }
-static inline double pk_lanes_d(pk_v4d v) { return (v[0] + v[1]) + (v[2] + v[3]); }
+typedef int pk_v8i __attribute__((vector_size(32)));
+typedef long long pk_v4l __attribute__((vector_size(32)));
+
+/* The lane sums of four accumulators a, b, c, d at once, each ((l₀ + l₁) + (l₂ + l₃)) +
+   ((l₄ + l₅) + (l₆ + l₇)) in float and (l₀ + l₁) + (l₂ + l₃) in double, written to out[0..3]
+   (shuffles as AVX's hadd, then the two 128-bit halves added). */
+static inline void pk_sums4_f(pk_v8f a, pk_v8f b, pk_v8f c, pk_v8f d, float out[4]) {
+    const pk_v8i even = {0, 2, 8, 10, 4, 6, 12, 14}, odd = {1, 3, 9, 11, 5, 7, 13, 15};
+    const pk_v8f ab = __builtin_shuffle(a, b, even) + __builtin_shuffle(a, b, odd);
+    const pk_v8f cd = __builtin_shuffle(c, d, even) + __builtin_shuffle(c, d, odd);
+    const pk_v8f abcd = __builtin_shuffle(ab, cd, even) + __builtin_shuffle(ab, cd, odd);
+    for (int k = 0; k < 4; k++) out[k] = abcd[k] + abcd[k + 4];
+}
+static inline void pk_sums4_d(pk_v4d a, pk_v4d b, pk_v4d c, pk_v4d d, double out[4]) {
+    const pk_v4l even = {0, 4, 2, 6}, odd = {1, 5, 3, 7};
+    const pk_v4d ab = __builtin_shuffle(a, b, even) + __builtin_shuffle(a, b, odd);
+    const pk_v4d cd = __builtin_shuffle(c, d, even) + __builtin_shuffle(c, d, odd);
+    out[0] = ab[0] + ab[2];
+    out[1] = ab[1] + ab[3];
+    out[2] = cd[0] + cd[2];
+    out[3] = cd[1] + cd[3];
+}
 
 /* SFX: f or d; T: the element type; V: its 256-bit vector; L: lanes.
-   PK_SS_TILE:            one 5 × 2 tile, ten accumulators of L lanes in registers.
+   PK_SS_TILE:            one 5 × 2 tile, ten accumulators of L lanes in registers, their lane
+                          sums four at a time (pk_sums4).
    pk_dual_responses_SFX: (the AVX2 build where the CPU has it, else the baseline one)
                           Z (n × B, row stride ldz) = Z0[:, idx] + C · G[idx]ᵀ (Z0, C and G with
                           row stride ldp ≥ P, best a whole number of cache lines).  At the edges
@@ -73,12 +94,17 @@ static inline __attribute__((always_inline)) ATTR void NAME(                    
             for (int j = 0; j < PK_SS_COLS; j++) c[i][j] += w * x[j];                              \
         }                                                                                          \
     }                                                                                              \
-    for (int i = 0; i < PK_SS_ROWS; i++)                                                           \
-        for (int j = 0; j < PK_SS_COLS; j++) {                                                     \
-            T s = pk_lanes_##SFX(c[i][j]);                                                         \
-            for (ptrdiff_t p = PL; p < P; p++) s += a[i][p] * b[j][p];                             \
-            out[i][j] = s;                                                                         \
-        }                                                                                          \
+    T *o = &out[0][0];                                                                             \
+    pk_sums4_##SFX(c[0][0], c[0][1], c[1][0], c[1][1], o);                                         \
+    pk_sums4_##SFX(c[2][0], c[2][1], c[3][0], c[3][1], o + 4);                                     \
+    T last[4];                                                                                     \
+    pk_sums4_##SFX(c[4][0], c[4][1], c[4][0], c[4][1], last);                                      \
+    o[8] = last[0];                                                                                \
+    o[9] = last[1];                                                                                \
+    if (PL < P)                                                                                    \
+        for (int i = 0; i < PK_SS_ROWS; i++)                                                       \
+            for (int j = 0; j < PK_SS_COLS; j++)                                                   \
+                for (ptrdiff_t p = PL; p < P; p++) out[i][j] += a[i][p] * b[j][p];                 \
 }
 
 #define PK_SS_RESPONSES(T, NAME, TILE, ATTR)                                                       \
