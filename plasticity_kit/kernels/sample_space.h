@@ -71,57 +71,64 @@ static inline void pk_sums4_d(pk_v4d a, pk_v4d b, pk_v4d c, pk_v4d d, double out
                           sums four at a time (pk_sums4).
    pk_dual_responses_SFX: (the AVX2 build where the CPU has it, else the baseline one)
                           Z (n × B, row stride ldz) = Z0[:, idx] + C · G[idx]ᵀ (Z0, C and G with
-                          row stride ldp ≥ P, best a whole number of cache lines).  At the edges
-                          (n mod 5 rows, B mod 2 columns) the tile repeats the last row or column
-                          and drops those results, so every element is computed the same way.
+                          row stride ldp ≥ P, best a whole number of cache lines).  The last
+                          n mod 5 rows take a tile of that many rows; at an odd B the last tile
+                          repeats its column and drops it.  A tile's shape never changes how an
+                          element is summed, so every element is computed the same way.
    pk_dual_mix_SFX:       Y (n × B, compact) = F · Z, Z's row stride ldz a multiple of L (its
                           columns B..ldz − 1 finite, e.g. 0): four rows of Y at a time, L columns
                           a vector, so each Z vector loaded serves four rows. */
 #define PK_SS_TILE(T, SFX, V, L, NAME, ATTR, PIN)                                                  \
 static inline __attribute__((always_inline)) ATTR void NAME(                                       \
         const T *const a[PK_SS_ROWS], const T *const b[PK_SS_COLS], ptrdiff_t P,                   \
-        T out[PK_SS_ROWS][PK_SS_COLS]) {                                                           \
-    V c[PK_SS_ROWS][PK_SS_COLS];                                                                   \
-    for (int i = 0; i < PK_SS_ROWS; i++)                                                           \
-        for (int j = 0; j < PK_SS_COLS; j++) c[i][j] = (V){0};                                     \
+        T out[PK_SS_ROWS * PK_SS_COLS], const int R) {                                             \
+    V c[PK_SS_ROWS * PK_SS_COLS];                                                                  \
+    for (int k = 0; k < R * PK_SS_COLS; k++) c[k] = (V){0};                                        \
     const ptrdiff_t PL = P / L * L;                                                                \
     for (ptrdiff_t p = 0; p < PL; p += L) {                                                        \
         V x[PK_SS_COLS], w;                                                                        \
         for (int j = 0; j < PK_SS_COLS; j++) memcpy(&x[j], b[j] + p, sizeof(V));                   \
-        for (int i = 0; i < PK_SS_ROWS; i++) {                                                     \
+        for (int i = 0; i < R; i++) {                                                              \
             memcpy(&w, a[i] + p, sizeof(V));                                                       \
             PIN(w);                                                                                \
-            for (int j = 0; j < PK_SS_COLS; j++) c[i][j] += w * x[j];                              \
+            for (int j = 0; j < PK_SS_COLS; j++) c[i * PK_SS_COLS + j] += w * x[j];                \
         }                                                                                          \
     }                                                                                              \
-    T *o = &out[0][0];                                                                             \
-    pk_sums4_##SFX(c[0][0], c[0][1], c[1][0], c[1][1], o);                                         \
-    pk_sums4_##SFX(c[2][0], c[2][1], c[3][0], c[3][1], o + 4);                                     \
-    T last[4];                                                                                     \
-    pk_sums4_##SFX(c[4][0], c[4][1], c[4][0], c[4][1], last);                                      \
-    o[8] = last[0];                                                                                \
-    o[9] = last[1];                                                                                \
+    const int K = R * PK_SS_COLS;                                                                  \
+    for (int k = 0; k < K; k += 4) {                                                               \
+        T s4[4];                                                                                   \
+        pk_sums4_##SFX(c[k], c[k + 1 < K ? k + 1 : K - 1], c[k + 2 < K ? k + 2 : K - 1],           \
+                       c[k + 3 < K ? k + 3 : K - 1], s4);                                          \
+        for (int q = 0; q < 4 && k + q < K; q++) out[k + q] = s4[q];                               \
+    }                                                                                              \
     if (PL < P)                                                                                    \
-        for (int i = 0; i < PK_SS_ROWS; i++)                                                       \
+        for (int i = 0; i < R; i++)                                                                \
             for (int j = 0; j < PK_SS_COLS; j++)                                                   \
-                for (ptrdiff_t p = PL; p < P; p++) out[i][j] += a[i][p] * b[j][p];                 \
+                for (ptrdiff_t p = PL; p < P; p++) out[i * PK_SS_COLS + j] += a[i][p] * b[j][p];   \
 }
 
 #define PK_SS_RESPONSES(T, NAME, TILE, ATTR)                                                       \
 static ATTR void NAME(const T *C, ptrdiff_t n, ptrdiff_t P, ptrdiff_t ldp, const T *G,            \
                       const int *idx, ptrdiff_t B, const T *Z0, T *Z, ptrdiff_t ldz) {             \
-    T out[PK_SS_ROWS][PK_SS_COLS];                                                                 \
+    T out[PK_SS_ROWS * PK_SS_COLS];                                                                \
     const T *a[PK_SS_ROWS], *b[PK_SS_COLS];                                                        \
     for (ptrdiff_t j = 0; j < B; j += PK_SS_COLS) {                                                \
         for (int jj = 0; jj < PK_SS_COLS; jj++)                                                    \
             b[jj] = G + (ptrdiff_t)idx[j + jj < B ? j + jj : B - 1] * ldp;                         \
         for (ptrdiff_t i = 0; i < n; i += PK_SS_ROWS) {                                            \
-            for (int ii = 0; ii < PK_SS_ROWS; ii++)                                                \
-                a[ii] = C + (i + ii < n ? i + ii : n - 1) * ldp;                                   \
-            TILE(a, b, P, out);                                                                    \
-            for (int ii = 0; ii < PK_SS_ROWS && i + ii < n; ii++)                                  \
+            const int rows = n - i < PK_SS_ROWS ? (int)(n - i) : PK_SS_ROWS;                       \
+            for (int ii = 0; ii < rows; ii++) a[ii] = C + (i + ii) * ldp;                          \
+            switch (rows) { /* each a copy of the tile for that many rows */                      \
+                case 1: TILE(a, b, P, out, 1); break;                                              \
+                case 2: TILE(a, b, P, out, 2); break;                                              \
+                case 3: TILE(a, b, P, out, 3); break;                                              \
+                case 4: TILE(a, b, P, out, 4); break;                                              \
+                default: TILE(a, b, P, out, PK_SS_ROWS);                                           \
+            }                                                                                      \
+            for (int ii = 0; ii < rows; ii++)                                                      \
                 for (int jj = 0; jj < PK_SS_COLS && j + jj < B; jj++)                              \
-                    Z[(i + ii) * ldz + j + jj] = Z0[(i + ii) * ldp + idx[j + jj]] + out[ii][jj];   \
+                    Z[(i + ii) * ldz + j + jj] = Z0[(i + ii) * ldp + idx[j + jj]]                  \
+                                                 + out[ii * PK_SS_COLS + jj];                      \
         }                                                                                          \
     }                                                                                              \
 }
