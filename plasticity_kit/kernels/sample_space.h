@@ -10,13 +10,13 @@
    ((l₀ + l₁) + (l₂ + l₃), …), then the last P mod L terms in order, then Z0 added; Y[i, j] over
    k in increasing order.  So a network's results depend on its own numbers only — never on how
    many replicas are computed beside it, nor on the thread — and the tiles (5 rows × 2 batch
-   columns in registers, G's rows read in place, one tile shape) are free to follow the shape.
+   columns in registers, G's rows read in place) are free to follow the shape.
    A BLAS call on these small shapes (n ≈ 25, B = 10..100, P = 400) spent more time packing its
    operands than multiplying them, and its blocking could depend on the shape.
 
-   Compiled twice on x86-64 (AVX2 + FMA, and the baseline), the loader picking the clone the CPU
-   runs; both clones sum in the order above (FMA rounds a product and its sum once, so the two
-   clones can differ in the last bit, as two BLAS builds do). */
+   Compiled twice on x86-64 (AVX2 + FMA, and the baseline), the one the CPU runs chosen at run
+   time; both sum in the order above (FMA rounds a product and its sum once, so the two builds
+   can differ in the last bit, as two BLAS builds do). */
 #ifndef PK_SAMPLE_SPACE_H
 #define PK_SAMPLE_SPACE_H
 #include <stddef.h>
@@ -37,29 +37,36 @@
 #define PK_SS_PIN(w) __asm__("" : "+v"(w))
 #define PK_SS_NO_PIN(w) ((void)0)
 
-#define PK_SS_ROWS 5  /* rows of C in a tile (out[i][j] is written row-major: 2·i + j) */
+#define PK_SS_ROWS 5  /* rows of C in a tile (fewer in the last one); out[2·i + j]: row i, column j */
 #define PK_SS_COLS 2  /* batch columns (rows of G) in a tile */
 
 typedef float pk_v8f __attribute__((vector_size(32)));
 typedef double pk_v4d __attribute__((vector_size(32)));
 
+#if defined(__clang__)
+#define PK_SS_SHUFFLE(V, M, a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
+#else
+#define PK_SS_SHUFFLE(V, M, a, b, ...) __builtin_shuffle(a, b, (M){__VA_ARGS__})
+#endif
 typedef int pk_v8i __attribute__((vector_size(32)));
 typedef long long pk_v4l __attribute__((vector_size(32)));
+#define PK_SS_EVEN8(a, b) PK_SS_SHUFFLE(pk_v8f, pk_v8i, a, b, 0, 2, 8, 10, 4, 6, 12, 14)
+#define PK_SS_ODD8(a, b) PK_SS_SHUFFLE(pk_v8f, pk_v8i, a, b, 1, 3, 9, 11, 5, 7, 13, 15)
+#define PK_SS_EVEN4(a, b) PK_SS_SHUFFLE(pk_v4d, pk_v4l, a, b, 0, 4, 2, 6)
+#define PK_SS_ODD4(a, b) PK_SS_SHUFFLE(pk_v4d, pk_v4l, a, b, 1, 5, 3, 7)
 
 /* The lane sums of four accumulators a, b, c, d at once, each ((l₀ + l₁) + (l₂ + l₃)) +
    ((l₄ + l₅) + (l₆ + l₇)) in float and (l₀ + l₁) + (l₂ + l₃) in double, written to out[0..3]
    (shuffles as AVX's hadd, then the two 128-bit halves added). */
 static inline void pk_sums4_f(pk_v8f a, pk_v8f b, pk_v8f c, pk_v8f d, float out[4]) {
-    const pk_v8i even = {0, 2, 8, 10, 4, 6, 12, 14}, odd = {1, 3, 9, 11, 5, 7, 13, 15};
-    const pk_v8f ab = __builtin_shuffle(a, b, even) + __builtin_shuffle(a, b, odd);
-    const pk_v8f cd = __builtin_shuffle(c, d, even) + __builtin_shuffle(c, d, odd);
-    const pk_v8f abcd = __builtin_shuffle(ab, cd, even) + __builtin_shuffle(ab, cd, odd);
+    const pk_v8f ab = PK_SS_EVEN8(a, b) + PK_SS_ODD8(a, b);
+    const pk_v8f cd = PK_SS_EVEN8(c, d) + PK_SS_ODD8(c, d);
+    const pk_v8f abcd = PK_SS_EVEN8(ab, cd) + PK_SS_ODD8(ab, cd);
     for (int k = 0; k < 4; k++) out[k] = abcd[k] + abcd[k + 4];
 }
 static inline void pk_sums4_d(pk_v4d a, pk_v4d b, pk_v4d c, pk_v4d d, double out[4]) {
-    const pk_v4l even = {0, 4, 2, 6}, odd = {1, 5, 3, 7};
-    const pk_v4d ab = __builtin_shuffle(a, b, even) + __builtin_shuffle(a, b, odd);
-    const pk_v4d cd = __builtin_shuffle(c, d, even) + __builtin_shuffle(c, d, odd);
+    const pk_v4d ab = PK_SS_EVEN4(a, b) + PK_SS_ODD4(a, b);
+    const pk_v4d cd = PK_SS_EVEN4(c, d) + PK_SS_ODD4(c, d);
     out[0] = ab[0] + ab[2];
     out[1] = ab[1] + ab[3];
     out[2] = cd[0] + cd[2];
