@@ -41,7 +41,7 @@ OVERFLOW = 1e30
 # W₀·Xᵀ and W₀ + C·X once per call (2·n·P·D, the cost of 2D/B of its steps): 8,192 steps keep
 # that near 10 % at the study's shapes (D = 4,096, B ≥ 10); 1,024 made it 40 % of Fig. 5.
 CHUNK_STEPS = 8192
-GRAM_MAX = 2048     # largest data set (rows) for the sample-space form: X·Xᵀ is P² doubles
+GRAM_MAX = 2048     # largest data set (rows) for the sample-space form: X·Xᵀ holds P² values
 
 
 def reference_step(W, theta, X, factor, activation, optimizer, opt_state,
