@@ -47,7 +47,7 @@ def main():
         moments = [np.zeros((rows, D), np.float32) for _ in opt.state_names]
         return (moments + [None, None])[:2], np.zeros(rows, np.float32), np.zeros(rows // n, np.int64)
 
-    G = X.astype(np.float64) @ X.astype(np.float64).T
+    G = (X.astype(np.float64) @ X.astype(np.float64).T).astype(np.float32)  # in the state's type
     batches = np.stack([np.random.default_rng(2).permutation(len(X)) for _ in range(E)]).astype(np.int32)
 
     def kernel(W, moments, theta, t, replicas, steps_at_once, gram):

@@ -113,7 +113,7 @@ def bcm_case(dtype, optimizer, factor, replicas, gram):
     X = rng.random((P, D)).astype(dtype)
     F = np.ascontiguousarray(np.linalg.inv(np.eye(n) - 0.02 * rng.random((n, n))), dtype=dtype) if factor else None
     batches = np.stack([rng.permutation(P)[:B] for _ in range(S)]).astype(np.int32)
-    G = (X.astype(np.float64) @ X.astype(np.float64).T) if gram else None
+    G = (X.astype(np.float64) @ X.astype(np.float64).T).astype(dtype) if gram else None
 
     def run(nt):
         W, th = W0.copy(), np.full(len(W0), 0.05, dtype)
