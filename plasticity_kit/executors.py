@@ -31,15 +31,25 @@ def run_task(run) -> dict:
     """
     import numpy as np
 
+    from .errors import DataError, SpecError
     from .runner import execute
     from .spec import resolve
 
     record = {"name": run.name, "repeat": run.repeat, "seed": run.seed, "params": run.params}
     start = time.perf_counter()
+    quiet = {"progress": False, "log": lambda *a: None}
     try:
-        # overwrite: the sweep runs only runs whose file is not completed (a failed or killed
-        # one is started again); the run file's lock still keeps two sweeps off one run
-        result = execute(resolve(run.raw, run.source), progress=False, log=lambda *a: None, overwrite=True)
+        # the sweep runs only runs whose file is not completed: an interrupted, killed or failed
+        # one continues from its checkpoint; one that cannot (none written, damaged, diverged,
+        # recorded from another spec) starts again.  The run file's lock keeps two sweeps off one run.
+        result, path = None, run.output_dir / "run.h5"
+        if path.exists():
+            try:
+                result = execute(resolve(run.raw, run.source), resume=path, **quiet)
+            except (DataError, SpecError):
+                result = None
+        if result is None:
+            result = execute(resolve(run.raw, run.source), overwrite=True, **quiet)
         record.update(status=result.status, message=result.outcome.message)
         metrics = {}
         for name, values in result.metrics.items():

@@ -295,7 +295,8 @@ def run_sweep(sweep: Sweep, executor, log=print) -> list[dict]:
     run — an error, or a worker process that died — is recorded with ``status: failed`` and the
     reason.  The aggregate table is rewritten after each run; on Ctrl-C or SIGTERM the executor
     stops its workers, the runs not finished are recorded ``interrupted`` in the table and the
-    KeyboardInterrupt goes on (exit status 130), so a restarted sweep re-runs exactly those.
+    KeyboardInterrupt goes on (exit status 130), so a restarted sweep runs exactly those again,
+    each from its checkpoint where it has one (``executors.run_task``).
     """
     from .aggregate import write_table
     from .executors import run_task

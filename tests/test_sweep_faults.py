@@ -1,8 +1,8 @@
 """Sweeps under faults, with real processes: a local worker killed with SIGKILL costs only its run
 (recorded ``failed``, the others complete, ``sweep.csv`` written); killing the sweep's parent
 (SIGKILL or SIGTERM) ends its workers within seconds; a restarted sweep skips the finished runs
-and runs the failed and interrupted ones again.  Also: a run inside a sweep equals the same run
-done alone."""
+and runs the failed and interrupted ones again — from their checkpoints when the spec is the same.
+Also: a run inside a sweep equals the same run done alone."""
 from __future__ import annotations
 
 import csv
@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import yaml
 
-from plasticity_kit.executors import Local
+from plasticity_kit.executors import InProcess, Local
 from plasticity_kit.recording import open_for_reading
 from plasticity_kit.runner import execute
 from plasticity_kit.spec import resolve
@@ -134,6 +134,39 @@ def test_killing_the_parent_ends_its_workers_and_a_restart_finishes(tmp_path, ho
     assert "1 already completed, 2 to run" in again.stdout
     assert (out / names[0] / "run.h5").stat().st_mtime_ns == stamp
     assert [table(out / "sweep.csv")[n]["status"] for n in names] == ["completed"] * 3
+
+
+def test_a_restarted_sweep_continues_an_interrupted_run_from_its_checkpoint(tmp_path, monkeypatch):
+    """A run of the sweep interrupted (Ctrl-C in a metric at step 30, checkpoint of step 25): the
+    restarted sweep resumes it there instead of starting it again, and it ends bit-identical to
+    the same run never interrupted; the other run, never started, runs from the beginning."""
+    from live_runs import assert_same_run
+    from plasticity_kit.metrics.convergence import WeightNorm
+
+    raw = yaml.safe_load(sweep_spec(tmp_path, {"model.n_neurons": [2, 3]}, epochs=30).read_text())
+    raw["record"] = {"every": 5, "checkpoint_seconds": 0}
+    raw["metrics"] = [{"name": "weight_norm", "every": 10}]
+    sweep = expand(raw, "sweep.yaml")
+    first = sweep.runs[0]
+    original, calls = WeightNorm.compute, []
+
+    def interrupting(self, *args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return original(self, *args)
+
+    monkeypatch.setattr(WeightNorm, "compute", interrupting)
+    assert execute(resolve(first.raw, first.source), progress=False, log=lambda *a: None).status == "interrupted"
+    monkeypatch.undo()
+    rows = run_sweep(sweep, InProcess(), log=lambda *a: None)
+    assert [r["status"] for r in rows] == ["completed", "completed"]
+    with h5py.File(first.output_dir / "run.h5", "r") as f:
+        assert list(f.attrs["resumed_at"]) == [25]
+    with h5py.File(sweep.runs[1].output_dir / "run.h5", "r") as f:
+        assert list(f.attrs["resumed_at"]) == []
+    alone = resolve({**first.raw, "output": {"dir": str(tmp_path / "alone")}}, "alone.yaml")
+    assert_same_run(first.output_dir / "run.h5", execute(alone, progress=False, log=lambda *a: None).path)
 
 
 def test_sigterm_stops_an_inprocess_sweep(tmp_path):
