@@ -43,3 +43,19 @@ def write_spec(tmp_path: Path, spec: dict, name: str = "spec.yaml") -> Path:
 def cli(*args, cwd=None, timeout=300) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "plasticity_kit", *map(str, args)], capture_output=True,
                           text=True, cwd=cwd, timeout=timeout)
+
+
+def interrupt_metric(monkeypatch, nth: int) -> None:
+    """Ctrl-C inside the ``nth`` evaluation of the ``weight_norm`` metric (a KeyboardInterrupt
+    raised from its ``compute``), until ``monkeypatch.undo()``."""
+    from plasticity_kit.metrics.convergence import WeightNorm
+
+    original, calls = WeightNorm.compute, []
+
+    def interrupting(self, *args):
+        calls.append(1)
+        if len(calls) == nth:
+            raise KeyboardInterrupt
+        return original(self, *args)
+
+    monkeypatch.setattr(WeightNorm, "compute", interrupting)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import plasticity_kit as pk
-from helpers import cli, tiny_spec, write_spec
+from helpers import cli, interrupt_metric, tiny_spec, write_spec
 from live_runs import assert_same_run, start_run
 from plasticity_kit.errors import DataError, SpecError
 from plasticity_kit.plugins import registry
@@ -180,21 +180,11 @@ def test_resumed_from_a_checkpoint_between_frames_equals_uninterrupted(tmp_path,
     """θ-only frames inside calls of 35 steps (a metric every 35): the checkpoint is rewritten at
     the calls' ends.  Ctrl-C in the metric of step 140 leaves the checkpoint of step 105, between
     the frames of 100 and 110; the resumed run equals the uninterrupted one."""
-    from plasticity_kit.metrics.convergence import WeightNorm
-
     changes = {**THETA_ONLY, "schedule.epochs": 150, "record.checkpoint_seconds": 0,
                "metrics": [{"name": "weight_norm", "every": 35}]}
     reference = execute(resolve(tiny_spec(tmp_path / "ref", **changes), "ref.yaml"), **QUIET)
     spec = tiny_spec(tmp_path, **changes)
-    original, calls = WeightNorm.compute, []
-
-    def interrupting(self, *args):
-        calls.append(1)
-        if len(calls) == 4:
-            raise KeyboardInterrupt
-        return original(self, *args)
-
-    monkeypatch.setattr(WeightNorm, "compute", interrupting)
+    interrupt_metric(monkeypatch, 4)
     first = execute(resolve(spec, "tiny.yaml"), **QUIET)
     monkeypatch.undo()
     assert first.status == "interrupted" and first.outcome.steps == 140

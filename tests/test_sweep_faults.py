@@ -140,23 +140,15 @@ def test_a_restarted_sweep_continues_an_interrupted_run_from_its_checkpoint(tmp_
     """A run of the sweep interrupted (Ctrl-C in a metric at step 30, checkpoint of step 25): the
     restarted sweep resumes it there instead of starting it again, and it ends bit-identical to
     the same run never interrupted; the other run, never started, runs from the beginning."""
+    from helpers import interrupt_metric
     from live_runs import assert_same_run
-    from plasticity_kit.metrics.convergence import WeightNorm
 
     raw = yaml.safe_load(sweep_spec(tmp_path, {"model.n_neurons": [2, 3]}, epochs=30).read_text())
     raw["record"] = {"every": 5, "checkpoint_seconds": 0}
     raw["metrics"] = [{"name": "weight_norm", "every": 10}]
     sweep = expand(raw, "sweep.yaml")
     first = sweep.runs[0]
-    original, calls = WeightNorm.compute, []
-
-    def interrupting(self, *args):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return original(self, *args)
-
-    monkeypatch.setattr(WeightNorm, "compute", interrupting)
+    interrupt_metric(monkeypatch, 3)
     assert execute(resolve(first.raw, first.source), progress=False, log=lambda *a: None).status == "interrupted"
     monkeypatch.undo()
     rows = run_sweep(sweep, InProcess(), log=lambda *a: None)

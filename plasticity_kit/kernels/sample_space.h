@@ -178,30 +178,21 @@ PK_SS_TILE(double, d, pk_v4d, 4, pk_dual_tile_d_v3, PK_SS_V3, PK_SS_PIN)
 PK_SS_RESPONSES(double, pk_dual_responses_d_v3, pk_dual_tile_d_v3, PK_SS_V3)
 #endif
 
-static inline int pk_ss_v3(void) {
 #ifdef PK_SS_X86
+static inline int pk_ss_v3(void) {  /* three bit tests of libgcc's CPU model: ~1 ns a step */
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi2");
-#else
-    return 0;
-#endif
 }
+#define PK_SS_PICK(SFX) (pk_ss_v3() ? pk_dual_responses_##SFX##_v3 : pk_dual_responses_##SFX##_base)
+#else
+#define PK_SS_PICK(SFX) pk_dual_responses_##SFX##_base
+#endif
 
-#ifdef PK_SS_X86
 #define PK_SS_DISPATCH(T, SFX)                                                                      \
 static void pk_dual_responses_##SFX(const T *C, ptrdiff_t n, ptrdiff_t P, ptrdiff_t ldp,           \
                                     const T *G, const int *idx, ptrdiff_t B, const T *Z0, T *Z,     \
                                     ptrdiff_t ldz) {                                                \
-    (pk_ss_v3() ? pk_dual_responses_##SFX##_v3 : pk_dual_responses_##SFX##_base)(                  \
-        C, n, P, ldp, G, idx, B, Z0, Z, ldz);                                                       \
+    PK_SS_PICK(SFX)(C, n, P, ldp, G, idx, B, Z0, Z, ldz);                                           \
 }
-#else
-#define PK_SS_DISPATCH(T, SFX)                                                                      \
-static void pk_dual_responses_##SFX(const T *C, ptrdiff_t n, ptrdiff_t P, ptrdiff_t ldp,           \
-                                    const T *G, const int *idx, ptrdiff_t B, const T *Z0, T *Z,     \
-                                    ptrdiff_t ldz) {                                                \
-    pk_dual_responses_##SFX##_base(C, n, P, ldp, G, idx, B, Z0, Z, ldz);                            \
-}
-#endif
 PK_SS_DISPATCH(float, f)
 PK_SS_DISPATCH(double, d)
 

@@ -59,9 +59,9 @@ class Replicas:
             for r in range(self.count):
                 self.rule.step(self.replica(state, r), batch)
 
-    def run_steps(self, state, X, batches, marks=()):
+    def run_steps(self, state, X, batches, *marks):  # marks passed on only when given
         if self.rule.steps_replicas:
-            return self.rule.run_steps(state, X, batches, marks) if len(marks) else self.rule.run_steps(state, X, batches)
+            return self.rule.run_steps(state, X, batches, *marks)
         for r in range(self.count):
             self.rule.run_steps(self.replica(state, r), X, batches)
         return []
