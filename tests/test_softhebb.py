@@ -35,6 +35,27 @@ def test_soft_wta_kernel_matches_reference(dtype, rtol):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("F", [12, 16, 96, 101])
+def test_soft_wta_winner_is_the_first_channel_holding_the_maximum(dtype, F):
+    """The kernel keeps eight running maxima (one per lane) and joins them: the winner must still
+    be the lowest channel holding the row's maximum — tied within a lane (c and c + 8), across
+    lanes, in the last F mod 8 channels only, or in every channel."""
+    rng = np.random.default_rng(F)
+    U = rng.normal(size=(6, F)).astype(dtype)
+    top = U.max() + 1
+    U[0, [3, 11]] = top                   # one lane
+    U[1, [F - 1, 5, 2]] = top             # three lanes
+    U[2, F - 1] = top                     # the last channel only (the tail when F mod 8 != 0)
+    U[3, :] = top                         # every channel
+    U[4, [F // 2, F - 3]] = top
+    Y, a = np.empty_like(U), np.zeros(F)
+    soft_wta(U, 0.7, Y, a)
+    np.testing.assert_array_equal(np.argmax(Y > 0, axis=1), np.argmax(U, axis=1))
+    assert ((Y > 0).sum(axis=1) == 1).all()
+    np.testing.assert_allclose(Y, soft_wta_reference(U.astype(np.float64), 0.7), rtol=2e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_soft_wta_flushes_far_losers_to_zero_not_denormals(dtype):
     """exp(τ⁻¹(u − max u)) below exp(−80) is exactly 0 (a denormal would slow every product after
     it); just above it, the value agrees with exp."""

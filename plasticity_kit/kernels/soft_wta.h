@@ -23,6 +23,13 @@
 #define PK_LANES 8
 #define PK_EXP_FLOOR (-80.0)
 
+/* Vectors of PK_LANES lanes are GCC/Clang vector types (a cast between two of one size
+   reinterprets the bits); the functions taking them are always inlined, so GCC's note that
+   passing them by value has no fixed ABI does not apply. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
+
 static inline float pk_exp_nonpositive_f(float x) {
     /* exp(x) for −80 ≤ x ≤ 0 */
     const float shift = 12582912.0f; /* 1.5·2²³: adding and subtracting it rounds to an integer */
@@ -66,25 +73,51 @@ static inline double pk_exp_nonpositive_d(double x) {
     return e * scale;
 }
 
-/* PK_SOFT_WTA_ROW(name, T, EXP): one function per floating type; y receives the row's output.
-   One loop per operation: GCC vectorises each, not a clamp, an exp and a select fused in one
-   loop ("control flow in loop"). */
-#define PK_SOFT_WTA_ROW(name, T, EXP)                                                            \
-static inline void name(const T *restrict u, T *restrict y, ptrdiff_t F, T t, int anti_hebbian, \
-                        double *restrict a) {                                                    \
+/* PK_ROW_TOP(T, I, VT, VI): the row's maximum `top` and the first channel `best` that holds it.
+   Each lane keeps its largest value and where it first met it (replaced only by a strictly
+   larger one), then the lanes are joined — `top` from the same comparisons as a scalar scan,
+   `best` the lowest channel equal to it.  A row whose maximum no lane holds (it is in the last
+   F mod 8 channels, or the row has a NaN) is scanned from its first channel. */
+#define PK_ROW_TOP(T, I, VT, VI)                                                                 \
+    T top = u[0];                                                                                \
+    ptrdiff_t best = -1;                                                                         \
+    if (full) {                                                                                  \
+        VT lane, next;                                                                           \
+        VI at, step, where;                                                                      \
+        for (j = 0; j < PK_LANES; j++) { at[j] = (I)j; step[j] = (I)PK_LANES; }                  \
+        where = at;                                                                              \
+        memcpy(&lane, u, sizeof lane);                                                           \
+        for (f = PK_LANES; f < full; f += PK_LANES) {                                            \
+            memcpy(&next, u + f, sizeof next);                                                   \
+            at += step;                                                                          \
+            VI larger = (VI)(next > lane);                                                       \
+            lane = (VT)(((VI)next & larger) | ((VI)lane & ~larger));                             \
+            where = (at & larger) | (where & ~larger);                                           \
+        }                                                                                        \
+        for (j = 0; j < PK_LANES; j++) top = lane[j] > top ? lane[j] : top;                      \
+        for (f = full; f < F; f++) top = u[f] > top ? u[f] : top;                                \
+        for (j = 0; j < PK_LANES; j++)                                                           \
+            if (lane[j] == top && (best < 0 || (ptrdiff_t)where[j] < best)) best = where[j];     \
+    } else                                                                                       \
+        for (f = 0; f < F; f++) top = u[f] > top ? u[f] : top;                                   \
+    if (best < 0) {                                                                              \
+        best = 0;                                                                                \
+        while (best < F - 1 && !(u[best] == top)) best++;                                        \
+    }
+
+/* PK_SOFT_WTA_ROW(name, T, I, EXP): one function per floating type (I: the integer of T's
+   width); y receives the row's output.  Always inlined, so that each clone below compiles it for
+   its own target.  One loop per operation: GCC vectorises each, not a clamp, an exp and a select
+   fused in one loop ("control flow in loop"). */
+#define PK_SOFT_WTA_ROW(name, T, I, EXP)                                                         \
+typedef T name##_vt __attribute__((vector_size(PK_LANES * sizeof(T))));                          \
+typedef I name##_vi __attribute__((vector_size(PK_LANES * sizeof(T))));                          \
+static inline __attribute__((always_inline)) void                                                \
+name(const T *restrict u, T *restrict y, ptrdiff_t F, T t, int anti_hebbian, double *restrict a) { \
     const ptrdiff_t full = F / PK_LANES * PK_LANES;                                              \
     const T floor_value = EXP((T)PK_EXP_FLOOR);                                                  \
     ptrdiff_t f, j;                                                                              \
-    T top = u[0], lane[PK_LANES];                                                   \
-    if (full) {                                                                                  \
-        for (j = 0; j < PK_LANES; j++) lane[j] = u[j];                                           \
-        for (f = PK_LANES; f < full; f += PK_LANES)                                              \
-            for (j = 0; j < PK_LANES; j++) lane[j] = u[f + j] > lane[j] ? u[f + j] : lane[j];    \
-        for (j = 0; j < PK_LANES; j++) top = lane[j] > top ? lane[j] : top;                      \
-    }                                                                                            \
-    for (f = full; f < F; f++) top = u[f] > top ? u[f] : top;                                    \
-    ptrdiff_t best = 0;                                                                          \
-    while (best < F - 1 && !(u[best] == top)) best++;                                            \
+    PK_ROW_TOP(T, I, name##_vt, name##_vi)                                                       \
     for (f = 0; f < F; f++) {                                                                    \
         T z = t * (u[f] - top);                                                                  \
         y[f] = z < (T)PK_EXP_FLOOR ? (T)PK_EXP_FLOOR : z;                                        \
@@ -102,8 +135,8 @@ static inline void name(const T *restrict u, T *restrict y, ptrdiff_t F, T t, in
     for (f = 0; f < F; f++) a[f] += (double)y[f] * (double)u[f];                                 \
 }
 
-PK_SOFT_WTA_ROW(pk_soft_wta_row_f, float, pk_exp_nonpositive_f)
-PK_SOFT_WTA_ROW(pk_soft_wta_row_d, double, pk_exp_nonpositive_d)
+PK_SOFT_WTA_ROW(pk_soft_wta_row_f, float, int32_t, pk_exp_nonpositive_f)
+PK_SOFT_WTA_ROW(pk_soft_wta_row_d, double, int64_t, pk_exp_nonpositive_d)
 
 /* Whole blocks of rows, compiled twice on x86-64 (GCC/Clang function multiversioning): for
    AVX2 + FMA (x86-64-v3, 8 floats a vector) and for the baseline, the loader picking the one
