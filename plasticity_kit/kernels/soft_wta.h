@@ -23,13 +23,6 @@
 #define PK_LANES 8
 #define PK_EXP_FLOOR (-80.0)
 
-/* Vectors of PK_LANES lanes are GCC/Clang vector types (a cast between two of one size
-   reinterprets the bits); the functions taking them are always inlined, so GCC's note that
-   passing them by value has no fixed ABI does not apply. */
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wpsabi"
-#endif
-
 static inline float pk_exp_nonpositive_f(float x) {
     /* exp(x) for −80 ≤ x ≤ 0 */
     const float shift = 12582912.0f; /* 1.5·2²³: adding and subtracting it rounds to an integer */
@@ -73,7 +66,8 @@ static inline double pk_exp_nonpositive_d(double x) {
     return e * scale;
 }
 
-/* PK_ROW_TOP(T, I, VT, VI): the row's maximum `top` and the first channel `best` that holds it.
+/* PK_ROW_TOP(T, I, VT, VI): the row's maximum `top` and the first channel `best` that holds it,
+   over VT / VI, GCC/Clang vectors of PK_LANES T / I (a cast between the two reinterprets bits).
    Each lane keeps its largest value and where it first met it (replaced only by a strictly
    larger one), then the lanes are joined — `top` from the same comparisons as a scalar scan,
    `best` the lowest channel equal to it.  A row whose maximum no lane holds (it is in the last

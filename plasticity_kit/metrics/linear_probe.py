@@ -191,26 +191,33 @@ class LinearProbe(Metric):
         y_te = np.array([lookup[c] for c in y_test])
         k = len(classes)
 
-        F_train, F_test = self.features(ctx, X_train), self.features(ctx, X_test)
-        out = {}
-        for readout in self.readouts:
-            test_pred, train_pred = self.fit_predict(readout, F_train, y_tr, F_test, k)
-            out[f"{readout}_accuracy"] = float((test_pred == y_te).mean())
-            out[f"{readout}_train_accuracy"] = float((train_pred == y_tr).mean())
+        for readout in self.readouts:  # the raw pixels do not change during a run: read out once
             baseline = f"{readout}_pixel_accuracy"
-            if baseline not in self._loaded:  # the raw-pixel read-out does not change during a run
+            if baseline not in self._loaded:
                 pixels, _ = self.fit_predict(readout, np.asarray(X_train, np.float64), y_tr,
                                              np.asarray(X_test, np.float64), k)
                 self._loaded[baseline] = float((pixels == y_te).mean())
-            out[baseline] = self._loaded[baseline]
-            twin = f"{readout}_untrained_accuracy"
-            if self.untrained and twin not in self._loaded:  # the untrained twin does not change either
-                state = self.untrained_state(ctx, X_train)
-                twin_pred, _ = self.fit_predict(readout, self.features(ctx, X_train, state), y_tr,
-                                                self.features(ctx, X_test, state), k)
+        # one network's features at a time (those of 60,000 images through a deep stack take gigabytes)
+        trained = {}
+        F_train, F_test = self.features(ctx, X_train), self.features(ctx, X_test)
+        for readout in self.readouts:
+            trained[readout] = self.fit_predict(readout, F_train, y_tr, F_test, k)
+        del F_train, F_test
+        twins = {readout: f"{readout}_untrained_accuracy" for readout in self.readouts} if self.untrained else {}
+        if any(twin not in self._loaded for twin in twins.values()):  # the untrained twin does not change
+            state = self.untrained_state(ctx, X_train)
+            F_train, F_test = self.features(ctx, X_train, state), self.features(ctx, X_test, state)
+            for readout, twin in twins.items():
+                twin_pred, _ = self.fit_predict(readout, F_train, y_tr, F_test, k)
                 self._loaded[twin] = float((twin_pred == y_te).mean())
-            if self.untrained:
-                out[twin] = self._loaded[twin]
+            del F_train, F_test
+        out = {}
+        for readout, (test_pred, train_pred) in trained.items():
+            out[f"{readout}_accuracy"] = float((test_pred == y_te).mean())
+            out[f"{readout}_train_accuracy"] = float((train_pred == y_tr).mean())
+            out[f"{readout}_pixel_accuracy"] = self._loaded[f"{readout}_pixel_accuracy"]
+            if readout in twins:
+                out[twins[readout]] = self._loaded[twins[readout]]
         out.update({"chance": 1.0 / k, "n_train": len(y_tr), "n_test": len(y_te),
                     "seconds": time.perf_counter() - start})
         return out
