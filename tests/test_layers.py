@@ -390,3 +390,34 @@ def test_whiten_must_be_positive():
     with pytest.raises(SpecError) as info:
         build([{**SOFTHEBB, "conv": {"kernel": 3, "whiten": 0}}])
     assert info.value.key == "model.layers[0].conv.whiten"
+
+
+def test_linear_probe_holds_one_networks_features_at_a_time(tmp_path):
+    """The features of 60,000 images through a deep stack take gigabytes: the trained network's
+    must be gone before the untrained twin's are computed."""
+    import gc
+    import weakref
+
+    np.savez(tmp_path / "tiny.npz", images=X.reshape(24, 10, 10), labels=LABELS)
+    test = {"name": "images", "params": {"path": str(tmp_path / "tiny.npz")}}
+    spec, rule = build(TWO_LAYERS)
+    state = rule.init_state(np.random.default_rng(0))
+    rule.calibrate(state, X)
+    probe = LinearProbe(test=test, readouts=["softmax", "paper"], untrained=True, n=1, max_iter=5)
+    trained, alive_at_twin = [], []
+    features = probe.features
+
+    def tracked(ctx, X, state=None):
+        if state is not None:  # the twin's
+            gc.collect()
+            alive_at_twin.append(sum(ref() is not None for ref in trained))
+        F = features(ctx, X, state)
+        if state is None:
+            trained.append(weakref.ref(F))
+        return F
+
+    probe.features = tracked
+    data = spec.dataset.load(np.random.default_rng(0))
+    out = probe.compute(MetricContext(rule=rule, state=state, data=data, spec=spec, step=0, epoch=0))
+    assert len(trained) == 2 and alive_at_twin == [0, 0]
+    assert {"softmax_untrained_accuracy", "paper_untrained_accuracy", "paper_accuracy"} <= set(out)
