@@ -10,6 +10,7 @@ address the superblock records (space allocated but never written), it is extend
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import struct
 
@@ -17,6 +18,7 @@ from .errors import DataError
 
 SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _MASK = 0xFFFFFFFF
+WRITE, SWMR_WRITE = 0x01, 0x04  # the superblock's flags: open for writing, in SWMR mode
 
 
 def _rot(x: int, k: int) -> int:
@@ -87,4 +89,24 @@ def clear_status_flags(path) -> bool:
         os.fsync(fh.fileno())
     if os.path.getsize(path) < eof:
         os.truncate(path, eof)
+    return True
+
+
+def dead_plain_writer(path) -> bool:
+    """Whether ``path``'s flags say "open for writing" without SWMR and no process holds the file.
+
+    An SWMR run leaves SWMR mode for a moment to add datasets or rewrite a checkpoint; a writer
+    killed then leaves these flags, and HDF5 then refuses even an SWMR read.  Outside SWMR mode a
+    live writer holds HDF5's exclusive lock on the file (``flock``), so a shared lock taken here
+    tells that it is gone and the flags may be cleared."""
+    flags = status_flags(path)
+    if not flags & WRITE or flags & SWMR_WRITE:
+        return False
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)  # releases the lock taken
     return True

@@ -94,7 +94,7 @@ from h5py import h5s
 
 from ._version import __version__
 from .errors import DataError, RunFileError
-from .h5clear import SIGNATURE, clear_status_flags, status_flags
+from .h5clear import SIGNATURE, clear_status_flags, dead_plain_writer, status_flags
 from .scheduler import Position
 
 FORMAT = "plasticity-kit/trajectory"
@@ -196,7 +196,8 @@ def is_hdf5(path) -> bool:
 def open_for_reading(path, retries: int = 20, wait: float = 0.1) -> h5py.File:
     """Open a run file read-only whatever its state: complete, killed, or being written (in SWMR
     mode: a consistent view; otherwise without the file lock, best effort).  While an SWMR writer
-    is in one of its short non-SWMR windows the open is retried ``retries`` times."""
+    is in one of its short non-SWMR windows the open is retried ``retries`` times; a file whose
+    writer was killed in such a window gets its flags cleared (``dead_plain_writer``)."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such run file")
@@ -208,6 +209,12 @@ def open_for_reading(path, retries: int = 20, wait: float = 0.1) -> h5py.File:
             return h5py.File(path, "r", swmr=True)
         except OSError as exc:  # a non-SWMR writer holds the lock, or an SWMR writer is outside SWMR
             problem = exc
+        if dead_plain_writer(path):  # killed outside SWMR mode: what ``h5clear -s`` would do
+            try:
+                clear_status_flags(path)
+            except OSError as exc:  # a read-only file or folder
+                raise DataError(f"{path}: its writer was killed with the file open; clear its flags "
+                                f"(h5clear -s {path}) where it can be written: {exc.strerror}") from None
         if not status_flags(path):
             try:
                 return h5py.File(path, "r", locking=False)
@@ -720,10 +727,15 @@ class Recorder:
         if not path.exists():
             raise DataError(f"{path}: no such run file")
         flags = status_flags(path)
-        if flags:
-            with h5py.File(path, "r", swmr=True) as f:
-                alive = writer_alive(f.attrs)
-                pid = f.attrs.get("writer_pid")
+        if dead_plain_writer(path):
+            clear_status_flags(path)
+        elif flags:
+            try:
+                with h5py.File(path, "r", swmr=True) as f:
+                    alive = writer_alive(f.attrs)
+                    pid = f.attrs.get("writer_pid")
+            except OSError:  # a live writer in one of its moments outside SWMR mode
+                raise DataError(f"{path}: still open for writing; stop its run before resuming") from None
             if alive is not False:
                 raise DataError(f"{path}: still open for writing by process {pid} "
                                 f"{'on this machine' if alive else 'on another machine'}; stop it before resuming")

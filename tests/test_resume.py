@@ -2,6 +2,8 @@
 (bitwise: same machine, same kernels), after SIGKILL, Ctrl-C between or inside steps, for every rule."""
 import copy
 import signal
+import subprocess
+import sys
 
 import h5py
 import numpy as np
@@ -12,7 +14,8 @@ from helpers import cli, interrupt_metric, tiny_spec, write_spec
 from live_runs import assert_same_run, start_run
 from plasticity_kit.errors import DataError, SpecError
 from plasticity_kit.plugins import registry
-from plasticity_kit.recording import Recorder
+from plasticity_kit.h5clear import WRITE, clear_status_flags, dead_plain_writer, status_flags
+from plasticity_kit.recording import Recorder, open_for_reading
 from plasticity_kit.runner import execute
 from plasticity_kit.scheduler import Position, train
 from plasticity_kit.spec import resolve
@@ -207,7 +210,7 @@ def test_killed_then_resumed_equals_uninterrupted(tmp_path, swmr):
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
-    with h5py.File(h5, "r", swmr=True) as f:
+    with open_for_reading(h5, retries=0) as f:  # killed in SWMR mode or in one of its plain windows
         killed_at = int(f["trajectory/step"][-1])
         assert f.attrs["status"] == "running" and killed_at < 1500
     out = cli("run", spec_path, "--resume", h5)
@@ -218,6 +221,48 @@ def test_killed_then_resumed_equals_uninterrupted(tmp_path, swmr):
     with h5py.File(h5, "r") as f:  # closed cleanly again: plain h5py opens it
         (resumed_at,) = f.attrs["resumed_at"]
         assert 0 < resumed_at <= killed_at and resumed_at % 25 == 0
+
+
+def test_swmr_run_killed_outside_swmr_mode_is_shown_and_resumed(tmp_path):
+    """An SWMR run leaves SWMR mode for a moment to add datasets or rewrite a checkpoint; killed
+    then, its file says "open for writing" without SWMR, which HDF5 refuses even to read.  Made
+    here for certain: the run is killed, then a second process opens the file for writing
+    outside SWMR mode and dies without closing it.  While that process lives its file is not
+    touched; once it is dead, ``show`` reads the file and ``--resume`` continues it to the run
+    never interrupted."""
+    changes = {"schedule.epochs": 500, "record.every": 25, "record.swmr": True, "record.checkpoint_seconds": 0,
+               "exporters": [], "metrics": [{"name": "weight_norm", "every": 40}]}
+    proc, h5, spec_path = start_run(tmp_path, min_frames=2, **changes)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    clear_status_flags(h5)
+    plain_writer = subprocess.Popen([sys.executable, "-c", (
+        "import h5py, sys, time\n"
+        f"f = h5py.File({str(h5)!r}, 'r+', libver=('v110', 'v110'))\n"
+        "f.attrs['note'] = 1; f.flush(); print('open', flush=True); time.sleep(60)")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert plain_writer.stdout.readline().strip() == "open"
+        assert status_flags(h5) == WRITE
+        assert not dead_plain_writer(h5)  # it holds HDF5's lock
+        with pytest.raises(DataError, match="cannot be opened for reading"):
+            open_for_reading(h5, retries=0)
+        with pytest.raises(DataError, match="still open for writing"):
+            Recorder.resume(h5, record_every=25, swmr=True)
+        assert status_flags(h5) == WRITE  # a live writer's flags are left alone
+    finally:
+        plain_writer.kill()
+        plain_writer.wait(timeout=30)
+    assert dead_plain_writer(h5)
+    with pytest.raises(OSError, match="not already open for SWMR writing"):
+        h5py.File(h5, "r", swmr=True)
+    out = cli("show", h5)
+    assert out.returncode == 0, out.stderr
+    assert "continue with: plasticity-kit run SPEC --resume" in out.stdout
+    out = cli("run", spec_path, "--resume", h5)
+    assert out.returncode == 0, out.stderr
+    reference = execute(resolve(tiny_spec(tmp_path / "ref", **changes), "ref.yaml"), **QUIET)
+    assert_same_run(h5, reference.path)
 
 
 def test_refuses_a_completed_run_and_another_spec(tmp_path):
