@@ -3,7 +3,8 @@ may mount one) or under a file-size limit (RLIMIT_FSIZE, SIGXFSZ ignored so that
 EFBIG).  Every case: exit 3 with one line naming the file, the file readable with status
 ``failed`` and its frames a prefix of the uninterrupted run's, and ``--resume`` once there is room
 again ends bit-identical to the uninterrupted run.  The file-size limits are also met with the
-recorder's room check switched off, so that HDF5 itself meets the error mid-write."""
+recorder's room check switched off, so that HDF5 itself meets the error mid-write.  Each case
+for a plain and an SWMR run file."""
 import resource
 import signal
 import subprocess
@@ -74,10 +75,12 @@ def small_disk(tmp_path):
         subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
+@pytest.mark.parametrize("swmr", [False, True], ids=["plain", "swmr"])
 @pytest.mark.parametrize("checkpoint_seconds", [0, 30])
-def test_a_full_disk_stops_the_run_and_resume_completes_it(tmp_path, small_disk, references, checkpoint_seconds):
+def test_a_full_disk_stops_the_run_and_resume_completes_it(tmp_path, small_disk, references, checkpoint_seconds, swmr):
     disk, grow = small_disk
-    spec_path = write_spec(tmp_path, tiny_spec(disk, **CHANGES, **{"record.checkpoint_seconds": checkpoint_seconds}))
+    spec_path = write_spec(tmp_path, tiny_spec(disk, **CHANGES, **{"record.checkpoint_seconds": checkpoint_seconds,
+                                                                  "record.swmr": swmr}))
     h5 = disk / "runs" / "tiny" / "run.h5"
     out = cli("run", spec_path)
     assert "disk full" in out.stderr
@@ -92,10 +95,12 @@ def limited(size: int):
     return preexec
 
 
+@pytest.mark.parametrize("swmr", [False, True], ids=["plain", "swmr"])
 @pytest.mark.parametrize("room_check", [True, False], ids=["checked", "hdf5-meets-it"])
 @pytest.mark.parametrize("limit", [1_300_000, 1_800_000])
-def test_a_file_size_limit_stops_the_run_and_resume_completes_it(tmp_path, references, limit, room_check):
-    spec_path = write_spec(tmp_path, tiny_spec(tmp_path, **CHANGES, **{"record.checkpoint_seconds": 0}))
+def test_a_file_size_limit_stops_the_run_and_resume_completes_it(tmp_path, references, limit, room_check, swmr):
+    spec_path = write_spec(tmp_path, tiny_spec(tmp_path, **CHANGES, **{"record.checkpoint_seconds": 0,
+                                                                      "record.swmr": swmr}))
     h5 = tmp_path / "runs" / "tiny" / "run.h5"
     command = ["-m", "plasticity_kit"] if room_check else ["-c", NO_ROOM_CHECK]
     out = subprocess.run([sys.executable, *command, "run", str(spec_path)], capture_output=True, text=True,
