@@ -110,3 +110,15 @@ def dead_plain_writer(path) -> bool:
     finally:
         os.close(fd)  # releases the lock taken
     return True
+
+
+def clear_dead_plain_writer(path) -> bool:
+    """Clear the flags a writer killed outside SWMR mode left (:func:`dead_plain_writer`), as
+    ``h5clear -s`` would; True if it did."""
+    if not dead_plain_writer(path):
+        return False
+    try:
+        return clear_status_flags(path)
+    except OSError as exc:  # a read-only file or folder
+        raise DataError(f"{path}: its writer was killed with the file open; clear its flags "
+                        f"(h5clear -s {path}) where it can be written: {exc.strerror}") from None

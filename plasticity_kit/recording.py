@@ -94,7 +94,7 @@ from h5py import h5s
 
 from ._version import __version__
 from .errors import DataError, RunFileError
-from .h5clear import SIGNATURE, clear_status_flags, dead_plain_writer, status_flags
+from .h5clear import SIGNATURE, clear_dead_plain_writer, clear_status_flags, status_flags
 from .scheduler import Position
 
 FORMAT = "plasticity-kit/trajectory"
@@ -197,7 +197,7 @@ def open_for_reading(path, retries: int = 20, wait: float = 0.1) -> h5py.File:
     """Open a run file read-only whatever its state: complete, killed, or being written (in SWMR
     mode: a consistent view; otherwise without the file lock, best effort).  While an SWMR writer
     is in one of its short non-SWMR windows the open is retried ``retries`` times; a file whose
-    writer was killed in such a window gets its flags cleared (``dead_plain_writer``)."""
+    writer was killed in such a window gets its flags cleared (``clear_dead_plain_writer``)."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such run file")
@@ -209,12 +209,7 @@ def open_for_reading(path, retries: int = 20, wait: float = 0.1) -> h5py.File:
             return h5py.File(path, "r", swmr=True)
         except OSError as exc:  # a non-SWMR writer holds the lock, or an SWMR writer is outside SWMR
             problem = exc
-        if dead_plain_writer(path):  # killed outside SWMR mode: what ``h5clear -s`` would do
-            try:
-                clear_status_flags(path)
-            except OSError as exc:  # a read-only file or folder
-                raise DataError(f"{path}: its writer was killed with the file open; clear its flags "
-                                f"(h5clear -s {path}) where it can be written: {exc.strerror}") from None
+        clear_dead_plain_writer(path)
         if not status_flags(path):
             try:
                 return h5py.File(path, "r", locking=False)
@@ -726,10 +721,7 @@ class Recorder:
         path = Path(path)
         if not path.exists():
             raise DataError(f"{path}: no such run file")
-        flags = status_flags(path)
-        if dead_plain_writer(path):
-            clear_status_flags(path)
-        elif flags:
+        if not clear_dead_plain_writer(path) and status_flags(path):
             try:
                 with h5py.File(path, "r", swmr=True) as f:
                     alive = writer_alive(f.attrs)

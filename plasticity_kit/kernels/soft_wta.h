@@ -75,9 +75,11 @@ static inline double pk_exp_nonpositive_d(double x) {
 #define PK_ROW_TOP(T, I, VT, VI)                                                                 \
     T top = u[0];                                                                                \
     ptrdiff_t best = -1;                                                                         \
+    VT lane = {0};                                                                               \
+    VI where = {0};                                                                              \
     if (full) {                                                                                  \
-        VT lane, next;                                                                           \
-        VI at, step, where;                                                                      \
+        VT next;                                                                                 \
+        VI at, step;                                                                             \
         for (j = 0; j < PK_LANES; j++) { at[j] = (I)j; step[j] = (I)PK_LANES; }                  \
         where = at;                                                                              \
         memcpy(&lane, u, sizeof lane);                                                           \
@@ -89,11 +91,10 @@ static inline double pk_exp_nonpositive_d(double x) {
             where = (at & larger) | (where & ~larger);                                           \
         }                                                                                        \
         for (j = 0; j < PK_LANES; j++) top = lane[j] > top ? lane[j] : top;                      \
-        for (f = full; f < F; f++) top = u[f] > top ? u[f] : top;                                \
-        for (j = 0; j < PK_LANES; j++)                                                           \
-            if (lane[j] == top && (best < 0 || (ptrdiff_t)where[j] < best)) best = where[j];     \
-    } else                                                                                       \
-        for (f = 0; f < F; f++) top = u[f] > top ? u[f] : top;                                   \
+    }                                                                                            \
+    for (f = full; f < F; f++) top = u[f] > top ? u[f] : top;                                    \
+    for (j = 0; j < PK_LANES && full; j++)                                                       \
+        if (lane[j] == top && (best < 0 || (ptrdiff_t)where[j] < best)) best = where[j];         \
     if (best < 0) {                                                                              \
         best = 0;                                                                                \
         while (best < F - 1 && !(u[best] == top)) best++;                                        \

@@ -164,6 +164,14 @@ class LinearProbe(Metric):
             predict = tanh_readout(F_train, y_train, n_classes, self.beta, self.m, self.max_iter)
         return predict(F_test), predict(F_train)
 
+    def read_outs(self, ctx, X_train, y_train, X_test, n_classes, state=None) -> dict:
+        """{readout: (test labels, train labels)} of one network (``state``, default the run's);
+        its features are freed on return, so that two networks' are never held at once (those of
+        60,000 images through a deep stack take gigabytes)."""
+        F_train, F_test = self.features(ctx, X_train, state), self.features(ctx, X_test, state)
+        return {readout: self.fit_predict(readout, F_train, y_train, F_test, n_classes)
+                for readout in self.readouts}
+
     def features(self, ctx: MetricContext, X: np.ndarray, state: dict | None = None) -> np.ndarray:
         """f = relu(h)^n, h = rule.transform(state, x) (default: the run's state), in float64."""
         h = np.array(ctx.rule.transform(ctx.state if state is None else state, X), dtype=np.float64)
@@ -197,20 +205,12 @@ class LinearProbe(Metric):
                 pixels, _ = self.fit_predict(readout, np.asarray(X_train, np.float64), y_tr,
                                              np.asarray(X_test, np.float64), k)
                 self._loaded[baseline] = float((pixels == y_te).mean())
-        # one network's features at a time (those of 60,000 images through a deep stack take gigabytes)
-        trained = {}
-        F_train, F_test = self.features(ctx, X_train), self.features(ctx, X_test)
-        for readout in self.readouts:
-            trained[readout] = self.fit_predict(readout, F_train, y_tr, F_test, k)
-        del F_train, F_test
+        trained = self.read_outs(ctx, X_train, y_tr, X_test, k)
         twins = {readout: f"{readout}_untrained_accuracy" for readout in self.readouts} if self.untrained else {}
         if any(twin not in self._loaded for twin in twins.values()):  # the untrained twin does not change
-            state = self.untrained_state(ctx, X_train)
-            F_train, F_test = self.features(ctx, X_train, state), self.features(ctx, X_test, state)
+            predicted = self.read_outs(ctx, X_train, y_tr, X_test, k, self.untrained_state(ctx, X_train))
             for readout, twin in twins.items():
-                twin_pred, _ = self.fit_predict(readout, F_train, y_tr, F_test, k)
-                self._loaded[twin] = float((twin_pred == y_te).mean())
-            del F_train, F_test
+                self._loaded[twin] = float((predicted[readout][0] == y_te).mean())
         out = {}
         for readout, (test_pred, train_pred) in trained.items():
             out[f"{readout}_accuracy"] = float((test_pred == y_te).mean())
