@@ -15,8 +15,10 @@ import time
 import numpy as np
 
 from plasticity_kit.kernels import locally_connected as lc
+from plasticity_kit.model.conv import Geometry
 from plasticity_kit.rules.weight_sharing import (
-    WAKE_CODES, Geometry, circuit_coefficients, reference_forward, reference_sleep_phase, reference_wake_step,
+    WAKE_CODES, circuit_coefficients, kernel_args, reference_forward, reference_sleep_phase, reference_wake_step,
+    sharing_groups,
 )
 
 TOY = ("toy k=9 (100 pos x 1 ch)", Geometry(90, 90, 1, kernel=9, stride=9), 1)
@@ -34,9 +36,9 @@ def best(fn, repeat: int) -> float:
 
 def sleep_case(name, g, F, sharing, coefficients, T, B, repeat, threads):
     rng = np.random.default_rng(0)
-    W = rng.normal(size=(g.positions, F, g.filter_size)).astype(np.float32)
+    W = rng.normal(size=(g.positions, F, g.patch_size)).astype(np.float32)
     tiles = rng.normal(size=(T, B, g.kernel, g.kernel, g.channels)).astype(np.float32)
-    groups = g.groups(sharing)
+    groups = sharing_groups(g, sharing)
     snr = np.empty(T + 1)
 
     def kernel():
@@ -49,12 +51,12 @@ def sleep_case(name, g, F, sharing, coefficients, T, B, repeat, threads):
 
 def wake_case(g, F, B, repeat, threads, rule="sanger"):
     rng = np.random.default_rng(1)
-    W = (0.1 * rng.normal(size=(g.positions, F, g.filter_size))).astype(np.float32)
+    W = (0.1 * rng.normal(size=(g.positions, F, g.patch_size))).astype(np.float32)
     X = rng.random((B, g.n_inputs)).astype(np.float32)
     out = np.empty((B, g.positions, F), np.float32)
-    wake = best(lambda: lc.lc_wake_step(W.copy(), X, *g.args(), WAKE_CODES[rule], 1e-3, 0.0, threads), repeat)
+    wake = best(lambda: lc.lc_wake_step(W.copy(), X, *kernel_args(g), WAKE_CODES[rule], 1e-3, 0.0, threads), repeat)
     wake_np = best(lambda: reference_wake_step(W.copy(), X, g, rule, 1e-3, 0.0), 1)
-    fwd = best(lambda: lc.lc_forward(W, X, *g.args(), out, threads), repeat)
+    fwd = best(lambda: lc.lc_forward(W, X, *kernel_args(g), out, threads), repeat)
     fwd_np = best(lambda: reference_forward(W, X, g), 1)
     return (wake, wake_np), (fwd, fwd_np)
 

@@ -1,7 +1,7 @@
 """Hebbian dynamic weight sharing in a locally connected layer (Pogodin et al. 2021).
 
 Kernels are checked against the numpy references (float64 to 1e-10 relative, float32 to 2e-5),
-the references against hand computations and closed forms: patch extraction, the one-sample
+the references against hand computations and closed forms: the one-sample
 Hebbian step, Oja/Sanger converging to principal components, the instant variant, the sleep's
 fixed point w* = (C + γI)⁻¹(C w̄ + γ w), the inhibitory circuit's exact solution against an ODE
 solver, and the toy of the paper's Fig. 4 run from its spec.
@@ -19,10 +19,11 @@ from plasticity_kit.errors import SpecError
 from plasticity_kit.exporters.snr_plot import SNRPlot, metric_series
 from plasticity_kit.kernels import locally_connected as lc
 from plasticity_kit.metrics.base import MetricContext
+from plasticity_kit.model.conv import Geometry
 from plasticity_kit.metrics.weight_sharing_snr import WeightSharingSNR, neg_log, weight_sharing_snr
 from plasticity_kit.rules.weight_sharing import (
-    WAKE_CODES, Geometry, circuit_coefficients, extract_patches, instant_sharing, reference_forward,
-    reference_sleep_phase, reference_wake_step, sleep_fixed_point,
+    WAKE_CODES, circuit_coefficients, instant_sharing, kernel_args, reference_forward, reference_sleep_phase,
+    reference_wake_step, sharing_groups, sleep_fixed_point,
 )
 from plasticity_kit.runner import execute
 from plasticity_kit.spec import load_spec
@@ -47,33 +48,18 @@ def layer(dtype="float64", n_neurons=1, **params):
 
 # ------------------------------------------------------------------------------------- geometry
 
-def test_patches_match_explicit_indexing():
-    g = Geometry(5, 6, 2, kernel=3, stride=2, padding=1)
-    X = np.random.default_rng(0).random((2, g.n_inputs))
-    patches = extract_patches(X, g)
-    assert (g.out_h, g.out_w, g.positions, g.filter_size) == (3, 3, 9, 18)
-    images = X.reshape(2, 5, 6, 2)
-    for p in range(g.positions):
-        py, px = divmod(p, g.out_w)
-        for ky in range(3):
-            for kx in range(3):
-                y, x = py * 2 - 1 + ky, px * 2 - 1 + kx
-                want = images[:, y, x, :] if 0 <= y < 5 and 0 <= x < 6 else 0.0
-                np.testing.assert_array_equal(patches[:, p, (ky * 3 + kx) * 2:(ky * 3 + kx) * 2 + 2], want)
-
-
 def test_grid_groups_are_positions_k_apart():
     g = Geometry(12, 12, 1, kernel=3, stride=1)
-    groups = g.groups("grid")
+    groups = sharing_groups(g, "grid")
     assert len(groups.offsets) == 9
     label = np.empty(g.positions, dtype=int)
     for gi, idx in groups.members():
         label[idx] = gi
-    grid = label.reshape(g.out_h, g.out_w)
+    grid = label.reshape(g.out_height, g.out_width)
     assert (grid[:, :-3] == grid[:, 3:]).all() and (grid[:-3] == grid[3:]).all()
     assert (grid[:, :-1] != grid[:, 1:]).all() and (grid[:-1] != grid[1:]).all()
-    assert len(Geometry(12, 12, 1, kernel=3, stride=3).groups("grid").offsets) == 1  # stride = k: one group
-    assert len(g.groups("all").offsets) == 1
+    assert len(sharing_groups(Geometry(12, 12, 1, kernel=3, stride=3), "grid").offsets) == 1  # stride = k: one group
+    assert len(sharing_groups(g, "all").offsets) == 1
 
 
 # ------------------------------------------------------------------------------ kernel = numpy
@@ -84,15 +70,15 @@ def test_forward_and_wake_kernels_match_reference(geom, dtype):
     *shape, F = geom
     g = Geometry(*shape)
     rng = np.random.default_rng(1)
-    W = (0.1 * rng.normal(size=(g.positions, F, g.filter_size))).astype(dtype)
+    W = (0.1 * rng.normal(size=(g.positions, F, g.patch_size))).astype(dtype)
     X = rng.random((6, g.n_inputs)).astype(dtype)
     out = np.empty((6, g.positions, F), dtype)
-    lc.lc_forward(W, X, *g.args(), out)
+    lc.lc_forward(W, X, *kernel_args(g), out)
     assert rel(out, reference_forward(W, X, g)) < TOL[dtype]
     for rule in ("hebbian", "oja", "sanger"):
         a, b = W.copy(), W.copy()
         reference_wake_step(a, X, g, rule, 0.05, 0.1)
-        lc.lc_wake_step(b, X, *g.args(), WAKE_CODES[rule], 0.05, 0.1)
+        lc.lc_wake_step(b, X, *kernel_args(g), WAKE_CODES[rule], 0.05, 0.1)
         assert rel(b, a) < TOL[dtype], rule
         assert not np.allclose(a, W)
 
@@ -103,10 +89,10 @@ def test_sleep_kernel_matches_reference(geom, dtype):
     *shape, F = geom
     g = Geometry(*shape)
     rng = np.random.default_rng(2)
-    W = rng.normal(size=(g.positions, F, g.filter_size)).astype(dtype)
+    W = rng.normal(size=(g.positions, F, g.patch_size)).astype(dtype)
     tiles = rng.normal(size=(6, 5, g.kernel, g.kernel, g.channels)).astype(dtype)
     for sharing in ("all", "grid"):
-        groups = g.groups(sharing)
+        groups = sharing_groups(g, sharing)
         for coefficients in ((1.0, 0.0), circuit_coefficients(10.0, 10.0, 150.0)):
             a, b = W.copy(), W.copy()
             snr_a = reference_sleep_phase(a, tiles, groups, 0.05, 0.01, coefficients)
@@ -163,7 +149,7 @@ def test_oja_and_sanger_find_principal_components(rule, F):
     W = np.ascontiguousarray(0.1 * rng.normal(size=(1, F, 9)))
     for epoch in range(10):
         for batch in X.reshape(-1, 50, 9):
-            lc.lc_wake_step(W, np.ascontiguousarray(batch), *g.args(), WAKE_CODES[rule], 0.05 / (1 + epoch), 0.0)
+            lc.lc_wake_step(W, np.ascontiguousarray(batch), *kernel_args(g), WAKE_CODES[rule], 0.05 / (1 + epoch), 0.0)
     overlap = np.abs(W[0] @ Q[:, :F])
     np.testing.assert_allclose(np.diag(overlap), 1.0, atol=0.02)
     np.testing.assert_allclose(np.linalg.norm(W[0], axis=1), 1.0, atol=0.02)
@@ -186,8 +172,8 @@ def test_instant_sharing_makes_every_filter_identical():
 def test_instant_grid_sharing_ties_positions_k_apart_only():
     g = Geometry(9, 9, 1, kernel=3, stride=1)
     W = np.random.default_rng(8).normal(size=(g.positions, 1, 9))
-    instant_sharing(W, g.groups("grid"))
-    filters = W[:, 0].reshape(g.out_h, g.out_w, 9)
+    instant_sharing(W, sharing_groups(g, "grid"))
+    filters = W[:, 0].reshape(g.out_height, g.out_width, 9)
     assert (filters[:, :-3] == filters[:, 3:]).all() and (filters[:-3] == filters[3:]).all()
     assert not np.allclose(filters[:, :-1], filters[:, 1:])
 
@@ -197,7 +183,7 @@ def test_sleep_with_fixed_inputs_converges_to_closed_form_and_snr_rises_monotoni
     w* = (C + γI)⁻¹(C w̄ + γ w) with C = XᵀX/M (1e-8) and SNR_w rises at every iteration."""
     rng = np.random.default_rng(9)
     g = Geometry(30, 30, 1, kernel=3, stride=3)          # 100 positions, 9 inputs each
-    groups = g.groups("all")
+    groups = sharing_groups(g, "all")
     W = rng.normal(size=(100, 1, 9))
     W0 = W.copy()
     batch = rng.normal(size=(1, 32, 3, 3, 1))

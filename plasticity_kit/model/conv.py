@@ -18,7 +18,8 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Geometry:
-    """A k×k, stride-s, zero-padding-p window over (H, W, C) images."""
+    """A k×k, stride-s, zero-padding-p window over (H, W, C) images: a convolutional layer's (weights
+    tied across positions) or a locally connected one's (one filter per position)."""
 
     height: int
     width: int
@@ -44,6 +45,11 @@ class Geometry:
     def patch_size(self) -> int:
         """K = k·k·C inputs per patch."""
         return self.kernel * self.kernel * self.channels
+
+    @property
+    def n_inputs(self) -> int:
+        """H·W·C values per image."""
+        return self.height * self.width * self.channels
 
     @property
     def args(self) -> tuple[int, ...]:

@@ -203,8 +203,8 @@ class Learned:
                       **config.components)
         self.rule = config.rule_class(model)
         spatial = getattr(self.rule, "geometry", None)  # a locally connected rule (hebbian_weight_sharing)
-        if config.conv is None and hasattr(spatial, "out_h"):
-            self.out = (spatial.out_h, spatial.out_w, F)
+        if config.conv is None and isinstance(spatial, Geometry):
+            self.out = (spatial.out_height, spatial.out_width, F)
         self.linear = type(self.rule).transform is Rule.transform  # responses W·p: the fused kernel
         self.in_shape = tuple(in_shape)
         self.dtype = dtype
@@ -440,7 +440,7 @@ class Stack(Rule):
     def drawable(self, layer: int) -> bool:
         """Whether :meth:`receptive_fields` draws learned layer ``layer``: it and every learned layer
         below it is convolutional or dense (not locally connected, whose filters differ by position)."""
-        return not any(hasattr(getattr(self.blocks[i].rule, "geometry", None), "out_h")
+        return not any(isinstance(getattr(self.blocks[i].rule, "geometry", None), Geometry)
                        for i in self.learned[:self.learned.index(layer) + 1])
 
     def field_box(self, layer: int) -> tuple[int, int, int, int]:

@@ -69,6 +69,7 @@ import numpy as np
 
 from ..errors import SpecError
 from ..metrics.weight_sharing_snr import weight_sharing_snr
+from ..model.conv import Geometry, im2col_reference
 from ..options import Option, Schema
 from .base import Model, Rule
 
@@ -79,60 +80,30 @@ SLEEP_MODES = ("hebbian", "circuit", "instant", "none")
 TRANSFORM_CHUNK = 1024
 
 
-@dataclass(frozen=True)
-class Geometry:
-    """Shape of a locally connected layer on (H, W, C) images: k×k kernel, stride, zero padding."""
+def sharing_groups(g: Geometry, sharing: str) -> "Groups":
+    """Positions of layer ``g`` that see the same sleep input, and the tile shift each group sees.
 
-    height: int
-    width: int
-    channels: int
-    kernel: int
-    stride: int = 1
-    padding: int = 0
+    ``all``: one group, no shift.  ``grid``: the k×k tile repeats over the padded image from its
+    corner, so the receptive field starting at padded pixel (py·s, px·s) sees the tile shifted by
+    (py·s mod k, px·s mod k); sleep inputs continue over the border (no zero padding), so border
+    positions share like the others.
+    """
+    P, k = g.positions, g.kernel
+    if sharing == "all":
+        return Groups(np.arange(P, dtype=np.int64), np.array([0, P], dtype=np.int64),
+                      np.zeros((1, 2), dtype=np.int64))
+    py, px = np.divmod(np.arange(P), g.out_width)
+    oy, ox = (py * g.stride) % k, (px * g.stride) % k
+    key = oy * k + ox
+    order = np.argsort(key, kind="stable").astype(np.int64)
+    keys, starts = np.unique(key[order], return_index=True)
+    ptr = np.append(starts, P).astype(np.int64)
+    return Groups(order, ptr, np.stack(np.divmod(keys, k), axis=1).astype(np.int64))
 
-    @property
-    def out_h(self) -> int:
-        return (self.height + 2 * self.padding - self.kernel) // self.stride + 1
 
-    @property
-    def out_w(self) -> int:
-        return (self.width + 2 * self.padding - self.kernel) // self.stride + 1
-
-    @property
-    def positions(self) -> int:
-        return self.out_h * self.out_w
-
-    @property
-    def filter_size(self) -> int:
-        return self.kernel * self.kernel * self.channels
-
-    @property
-    def n_inputs(self) -> int:
-        return self.height * self.width * self.channels
-
-    def args(self) -> tuple[int, ...]:
-        """(H, W, C, k, stride, padding, out_w) as the kernels take them."""
-        return (self.height, self.width, self.channels, self.kernel, self.stride, self.padding, self.out_w)
-
-    def groups(self, sharing: str) -> "Groups":
-        """Positions that see the same sleep input, and the tile shift each group sees.
-
-        ``all``: one group, no shift.  ``grid``: the k×k tile repeats over the padded image from its
-        corner, so the receptive field starting at padded pixel (py·s, px·s) sees the tile shifted by
-        (py·s mod k, px·s mod k); sleep inputs continue over the border (no zero padding), so border
-        positions share like the others.
-        """
-        P, k = self.positions, self.kernel
-        if sharing == "all":
-            return Groups(np.arange(P, dtype=np.int64), np.array([0, P], dtype=np.int64),
-                          np.zeros((1, 2), dtype=np.int64))
-        py, px = np.divmod(np.arange(P), self.out_w)
-        oy, ox = (py * self.stride) % k, (px * self.stride) % k
-        key = oy * k + ox
-        order = np.argsort(key, kind="stable").astype(np.int64)
-        keys, starts = np.unique(key[order], return_index=True)
-        ptr = np.append(starts, P).astype(np.int64)
-        return Groups(order, ptr, np.stack(np.divmod(keys, k), axis=1).astype(np.int64))
+def kernel_args(g: Geometry) -> tuple[int, ...]:
+    """(H, W, C, k, stride, padding, out_width), the locally connected kernels' geometry arguments."""
+    return (*g.args, g.out_width)
 
 
 @dataclass(frozen=True)
@@ -153,12 +124,7 @@ class Groups:
 
 def extract_patches(X: np.ndarray, geom: Geometry) -> np.ndarray:
     """Every position's patch: (n, P, K) from images X (n, H·W·C) flattened in (y, x, c) order."""
-    n, k, s, pad = X.shape[0], geom.kernel, geom.stride, geom.padding
-    images = X.reshape(n, geom.height, geom.width, geom.channels)
-    images = np.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-    windows = np.lib.stride_tricks.sliding_window_view(images, (k, k), axis=(1, 2))  # n, y, x, C, k, k
-    windows = windows[:, ::s, ::s][:, :geom.out_h, :geom.out_w]
-    return np.ascontiguousarray(windows.transpose(0, 1, 2, 4, 5, 3)).reshape(n, geom.positions, geom.filter_size)
+    return im2col_reference(X, geom).reshape(len(X), geom.positions, geom.patch_size)
 
 
 def reference_forward(W: np.ndarray, X: np.ndarray, geom: Geometry) -> np.ndarray:
@@ -316,14 +282,14 @@ class HebbianWeightSharing(Rule):
             raise SpecError(f"{KEY}.input_shape",
                             f"{'x'.join(map(str, p['input_shape']))} = {self.geometry.n_inputs} inputs per image, "
                             f"but the data has {model.n_inputs} per sample")
-        self.groups = self.geometry.groups(p["sharing"])
+        self.groups = sharing_groups(self.geometry, p["sharing"])
         self.backend = "kernel"  # "numpy" runs the reference equations (tests, benchmarks)
 
     # -- state
 
     def init_state(self, rng):
         g, m = self.geometry, self.model
-        W = np.ascontiguousarray(m.initializer(rng, (g.positions, m.n_neurons, g.filter_size), self.dtype))
+        W = np.ascontiguousarray(m.initializer(rng, (g.positions, m.n_neurons, g.patch_size), self.dtype))
         snr = weight_sharing_snr(W)
         return {
             "weights": W,
@@ -344,7 +310,7 @@ class HebbianWeightSharing(Rule):
             else:
                 from ..kernels.locally_connected import lc_wake_step
 
-                lc_wake_step(W, np.ascontiguousarray(batch, dtype=self.dtype), *self.geometry.args(),
+                lc_wake_step(W, np.ascontiguousarray(batch, dtype=self.dtype), *kernel_args(self.geometry),
                              WAKE_CODES[p["wake_rule"]], p["wake_lr"], p["decay"])
         state["wake_steps"][0] += 1
         if p["sleep"] != "none" and state["wake_steps"][0] % p["sleep_every"] == 0:
@@ -367,7 +333,7 @@ class HebbianWeightSharing(Rule):
     def sleep(self, state) -> None:
         """One sleep phase on ``state`` (the rule runs it after every ``sleep_every``-th step)."""
         p, W = self.params, state["weights"]
-        K = self.geometry.filter_size
+        K = self.geometry.patch_size
         snr = np.empty(p["sleep_steps"] + 1)
         if p["sleep"] == "instant":
             snr[0] = weight_sharing_snr(W)
@@ -402,7 +368,7 @@ class HebbianWeightSharing(Rule):
         out = np.empty((len(X), W.shape[0], W.shape[1]), dtype=self.dtype)
         for start in range(0, len(X), TRANSFORM_CHUNK):
             chunk = np.ascontiguousarray(X[start:start + TRANSFORM_CHUNK])
-            lc_forward(W, chunk, *self.geometry.args(), out[start:start + TRANSFORM_CHUNK])
+            lc_forward(W, chunk, *kernel_args(self.geometry), out[start:start + TRANSFORM_CHUNK])
         return out.reshape(len(X), -1)
 
     def synthesize(self, state):
