@@ -18,18 +18,19 @@ def test_im2col_matches_reference(g, dtype):
 
 
 def test_im2col_reference_by_definition():
-    """One patch read off the definition: corner (oy·s − p, ox·s − p), (ky, kx, c) order, 0 outside."""
+    """Every patch read off the definition: corner (oy·s − p, ox·s − p), (ky, kx, c) order, 0 outside."""
     g = Geometry(5, 4, 2, 3, stride=2, padding=1)
     X = np.arange(2 * 5 * 4 * 2, dtype=np.float64).reshape(2, -1)
-    image = X[1].reshape(5, 4, 2)
+    images = X.reshape(2, 5, 4, 2)
+    assert (g.out_height, g.out_width, g.positions, g.patch_size) == (3, 2, 6, 18)
     P = im2col_reference(X, g).reshape(2, g.out_height, g.out_width, 3, 3, 2)
-    oy, ox = 1, 1
-    for ky in range(3):
-        for kx in range(3):
-            y, x = oy * 2 - 1 + ky, ox * 2 - 1 + kx
-            expected = image[y, x] if 0 <= y < 5 and 0 <= x < 4 else 0
-            np.testing.assert_array_equal(P[1, oy, ox, ky, kx], expected)
-    assert (g.out_height, g.out_width) == (3, 2)
+    for oy in range(g.out_height):
+        for ox in range(g.out_width):
+            for ky in range(3):
+                for kx in range(3):
+                    y, x = oy * 2 - 1 + ky, ox * 2 - 1 + kx
+                    expected = images[:, y, x] if 0 <= y < 5 and 0 <= x < 4 else 0
+                    np.testing.assert_array_equal(P[:, oy, ox, ky, kx], expected)
 
 
 @pytest.mark.parametrize("g", GEOMETRIES, ids=str)

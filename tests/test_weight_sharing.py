@@ -19,8 +19,8 @@ from plasticity_kit.errors import SpecError
 from plasticity_kit.exporters.snr_plot import SNRPlot, metric_series
 from plasticity_kit.kernels import locally_connected as lc
 from plasticity_kit.metrics.base import MetricContext
-from plasticity_kit.model.conv import Geometry
 from plasticity_kit.metrics.weight_sharing_snr import WeightSharingSNR, neg_log, weight_sharing_snr
+from plasticity_kit.model.conv import Geometry
 from plasticity_kit.rules.weight_sharing import (
     WAKE_CODES, circuit_coefficients, instant_sharing, kernel_args, reference_forward, reference_sleep_phase,
     reference_wake_step, sharing_groups, sleep_fixed_point,

@@ -202,9 +202,10 @@ class Learned:
         model = Model(n_inputs=n_inputs, n_neurons=F, dtype=dtype, params=config.params, epochs=epochs,
                       **config.components)
         self.rule = config.rule_class(model)
-        spatial = getattr(self.rule, "geometry", None)  # a locally connected rule (hebbian_weight_sharing)
-        if config.conv is None and isinstance(spatial, Geometry):
-            self.out = (spatial.out_height, spatial.out_width, F)
+        local = getattr(self.rule, "geometry", None)
+        self.locally_connected = isinstance(local, Geometry)  # untied filters (hebbian_weight_sharing)
+        if self.locally_connected and config.conv is None:
+            self.out = (local.out_height, local.out_width, F)
         self.linear = type(self.rule).transform is Rule.transform  # responses W·p: the fused kernel
         self.in_shape = tuple(in_shape)
         self.dtype = dtype
@@ -440,8 +441,7 @@ class Stack(Rule):
     def drawable(self, layer: int) -> bool:
         """Whether :meth:`receptive_fields` draws learned layer ``layer``: it and every learned layer
         below it is convolutional or dense (not locally connected, whose filters differ by position)."""
-        return not any(isinstance(getattr(self.blocks[i].rule, "geometry", None), Geometry)
-                       for i in self.learned[:self.learned.index(layer) + 1])
+        return not any(self.blocks[i].locally_connected for i in self.learned[:self.learned.index(layer) + 1])
 
     def field_box(self, layer: int) -> tuple[int, int, int, int]:
         """Rows y0:y1 and columns x0:x1 of the input that the fields of learned layer ``layer``
